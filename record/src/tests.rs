@@ -1,0 +1,141 @@
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use serde_json::json;
+
+use crate::*;
+
+fn sample() -> Event {
+    Event {
+        timestamp: "2026-11-27T20:17:29.123456789Z".into(),
+        message: "hello".into(),
+        stream: Stream::Stderr,
+        log: Log {
+            file: LogFile {
+                path: "/var/log/pods/ns_pod_uid/app/0.log".into(),
+            },
+            offset: 500,
+            flags: vec![Flag::Truncated],
+            level: None,
+        },
+        kubernetes: Kubernetes {
+            namespace: "ns".into(),
+            pod: Pod {
+                name: "pod".into(),
+                uid: "uid".into(),
+            },
+            container: ContainerName {
+                name: "app".into(),
+                image: None,
+            },
+            node: Some(Node {
+                name: "node-1".into(),
+            }),
+            labels: BTreeMap::from([("app".to_owned(), "web".to_owned())]),
+            annotations: BTreeMap::new(),
+            owner: None,
+        },
+        container: Container {
+            id: Some("abc".into()),
+            runtime: "cri".into(),
+        },
+        host: Host {
+            name: "node-1".into(),
+        },
+        event: EventMeta {
+            id: EventId::new(0xc0ffee, 500),
+            ingested: None,
+        },
+        kelp: KelpMeta::default(),
+    }
+}
+
+#[test]
+fn encodes_ecs_field_names() {
+    let value: serde_json::Value = serde_json::from_slice(&sample().to_json()).unwrap();
+    assert_eq!(
+        value,
+        json!({
+            "@timestamp": "2026-11-27T20:17:29.123456789Z",
+            "message": "hello",
+            "stream": "stderr",
+            "log": {"file": {"path": "/var/log/pods/ns_pod_uid/app/0.log"}, "offset": 500, "flags": ["truncated"]},
+            "kubernetes": {
+                "namespace": "ns",
+                "pod": {"name": "pod", "uid": "uid"},
+                "container": {"name": "app"},
+                "node": {"name": "node-1"},
+                "labels": {"app": "web"}
+            },
+            "container": {"id": "abc", "runtime": "cri"},
+            "host": {"name": "node-1"},
+            "event": {"id": "0000000000c0ffee-1f4"},
+            "kelp": {"schema": 1}
+        })
+    );
+}
+
+#[test]
+fn round_trips() {
+    let event = sample();
+    assert_eq!(Event::from_json(&event.to_json()).unwrap(), event);
+    let mut buf = b"stale".to_vec();
+    event.write_json(&mut buf);
+    assert_eq!(buf, event.to_json());
+}
+
+#[test]
+fn refuses_newer_schema() {
+    let mut event = sample();
+    event.kelp.schema = SCHEMA_VERSION + 1;
+    let error = Event::from_json(&event.to_json()).unwrap_err();
+    assert!(matches!(error, DecodeError::UnsupportedSchema { found, .. } if found == SCHEMA_VERSION + 1));
+}
+
+#[test]
+fn rejects_garbage_with_an_error() {
+    for input in [&b""[..], b"{", b"null", b"{\"message\": 1}", b"\xff\xfe"] {
+        assert!(Event::from_json(input).is_err(), "{input:?}");
+    }
+}
+
+#[test]
+fn event_id_text_form() {
+    let table = [
+        ("0000000000000000-0", Some(EventId::new(0, 0))),
+        ("ffffffffffffffff-ffffffffffffffff", Some(EventId::new(u64::MAX, u64::MAX))),
+        ("0000000000c0ffee-1f4", Some(EventId::new(0xc0ffee, 500))),
+        ("c0ffee-1f4", None),
+        ("0000000000c0ffee-", None),
+        ("0000000000c0ffee", None),
+        ("000000000000000g-1", None),
+        ("0000000000000000-10000000000000000", None),
+        ("", None),
+    ];
+    for (text, want) in table {
+        assert_eq!(text.parse::<EventId>().ok(), want, "{text}");
+        if let Some(id) = want {
+            assert_eq!(id.to_string(), text);
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn event_id_round_trips(file: u64, offset: u64) {
+        let id = EventId::new(file, offset);
+        prop_assert_eq!(id.to_string().parse::<EventId>().unwrap(), id);
+    }
+
+    #[test]
+    fn decoding_never_panics(bytes: Vec<u8>) {
+        let _ = Event::from_json(&bytes);
+    }
+
+    #[test]
+    fn messages_round_trip(message: String) {
+        let mut event = sample();
+        event.message = message;
+        prop_assert_eq!(Event::from_json(&event.to_json()).unwrap(), event);
+    }
+}
