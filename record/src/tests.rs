@@ -89,7 +89,9 @@ fn refuses_newer_schema() {
     let mut event = sample();
     event.kelp.schema = SCHEMA_VERSION + 1;
     let error = Event::from_json(&event.to_json()).unwrap_err();
-    assert!(matches!(error, DecodeError::UnsupportedSchema { found, .. } if found == SCHEMA_VERSION + 1));
+    assert!(
+        matches!(error, DecodeError::UnsupportedSchema { found, .. } if found == SCHEMA_VERSION + 1)
+    );
 }
 
 #[test]
@@ -103,7 +105,10 @@ fn rejects_garbage_with_an_error() {
 fn event_id_text_form() {
     let table = [
         ("0000000000000000-0", Some(EventId::new(0, 0))),
-        ("ffffffffffffffff-ffffffffffffffff", Some(EventId::new(u64::MAX, u64::MAX))),
+        (
+            "ffffffffffffffff-ffffffffffffffff",
+            Some(EventId::new(u64::MAX, u64::MAX)),
+        ),
         ("0000000000c0ffee-1f4", Some(EventId::new(0xc0ffee, 500))),
         ("c0ffee-1f4", None),
         ("0000000000c0ffee-", None),

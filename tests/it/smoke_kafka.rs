@@ -24,7 +24,11 @@ async fn produce_and_consume(bootstrap: &str) -> anyhow::Result<()> {
         .context("creating admin client")?;
     let created = admin
         .create_topics(
-            &[NewTopic::new(&topic, PARTITIONS, TopicReplication::Fixed(1))],
+            &[NewTopic::new(
+                &topic,
+                PARTITIONS,
+                TopicReplication::Fixed(1),
+            )],
             &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
         )
         .await
@@ -69,7 +73,10 @@ async fn produce_and_consume(bootstrap: &str) -> anyhow::Result<()> {
             .with_context(|| format!("timed out after {} of {MESSAGES} messages", seen.len()))?
             .context("consuming")?;
         let payload = message.payload_view::<str>().context("no payload")??;
-        ensure!(seen.insert(payload.to_owned()), "duplicate message {payload}");
+        ensure!(
+            seen.insert(payload.to_owned()),
+            "duplicate message {payload}"
+        );
     }
     let want: BTreeSet<String> = (0..MESSAGES).map(|i| format!("line {i}")).collect();
     ensure!(seen == want, "consumed set differs from produced set");

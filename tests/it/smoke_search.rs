@@ -11,13 +11,7 @@ use serde_json::{Value, json};
 async fn bulk_and_search(url: &str, want_distribution: &str) -> anyhow::Result<()> {
     let client = Elasticsearch::new(Transport::single_node(url).context("building transport")?);
 
-    let info: Value = client
-        .info()
-        .send()
-        .await
-        .context("GET /")?
-        .json()
-        .await?;
+    let info: Value = client.info().send().await.context("GET /")?.json().await?;
     let distribution = info["version"]["distribution"]
         .as_str()
         .unwrap_or("elasticsearch");

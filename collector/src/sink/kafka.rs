@@ -1,0 +1,282 @@
+//! The Kafka sink: librdkafka's idempotent producer with `acks=all`.
+//!
+//! Delivery reports come back on librdkafka's poll thread and are handed to
+//! the pipeline through a channel, so the pipeline never blocks on a future per
+//! event.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseRecord, ProducerContext, ThreadedProducer};
+use serde::Deserialize;
+
+use super::{DeliveryFailure, Outgoing, Receipt, Refused, Sink};
+
+/// Settings of the Kafka producer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSinkConfig {
+    /// Comma-separated `host:port` list of brokers to bootstrap from.
+    pub bootstrap_servers: String,
+    /// Compression codec: `lz4` (default: cheapest CPU per byte saved on log text) or `zstd`.
+    #[serde(default = "default_compression")]
+    pub compression: Compression,
+    /// Bytes the producer may hold in its queue before the collector stops
+    /// reading; default 16 MiB, which bounds the collector's memory.
+    #[serde(default = "default_queue_max_bytes")]
+    pub queue_max_bytes: u64,
+    /// How long the producer waits to fill a batch; default 20 ms (librdkafka's
+    /// 5 ms default costs more CPU per event at high rates).
+    #[serde(default = "default_linger_ms")]
+    pub linger_ms: u64,
+    /// Largest record the brokers accept; default 1 MiB (Kafka's `message.max.bytes`).
+    #[serde(default = "default_message_max_bytes")]
+    pub message_max_bytes: u64,
+    /// Extra librdkafka properties (e.g. `security.protocol`, `sasl.*`).
+    /// `acks`, `enable.idempotence` and `message.timeout.ms` cannot be
+    /// overridden: they carry the delivery guarantee.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// A Kafka compression codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// LZ4: fast, moderate ratio.
+    Lz4,
+    /// Zstandard: better ratio, more CPU.
+    Zstd,
+}
+
+fn default_compression() -> Compression {
+    Compression::Lz4
+}
+fn default_queue_max_bytes() -> u64 {
+    16 * 1024 * 1024
+}
+fn default_linger_ms() -> u64 {
+    20
+}
+fn default_message_max_bytes() -> u64 {
+    1024 * 1024
+}
+
+/// Properties that carry the delivery guarantee and so cannot be overridden.
+const GUARANTEED: [(&str, &str); 4] = [
+    ("acks", "all"),
+    ("enable.idempotence", "true"),
+    // Never give up on an event: while Kafka is down the queue fills, the
+    // collector stops reading, and the files are the buffer.
+    ("message.timeout.ms", "0"),
+    ("max.in.flight.requests.per.connection", "5"),
+];
+
+/// Why the Kafka sink could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaSinkError {
+    /// A property that carries the delivery guarantee was set in `properties`.
+    #[error("creating kafka producer failed: property {0:?} cannot be overridden")]
+    Guarded(String),
+    /// librdkafka refused the configuration.
+    #[error("creating kafka producer failed: {0}")]
+    Create(#[from] KafkaError),
+}
+
+impl KafkaSinkConfig {
+    /// The librdkafka configuration for this sink.
+    ///
+    /// # Errors
+    /// When `properties` tries to override a guaranteed property.
+    pub fn client_config(&self) -> Result<ClientConfig, KafkaSinkError> {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap_servers)
+            .set(
+                "compression.type",
+                match self.compression {
+                    Compression::Lz4 => "lz4",
+                    Compression::Zstd => "zstd",
+                },
+            )
+            .set(
+                "queue.buffering.max.kbytes",
+                (self.queue_max_bytes / 1024).max(1).to_string(),
+            )
+            .set("queue.buffering.max.messages", "1000000")
+            .set("linger.ms", self.linger_ms.to_string())
+            .set("message.max.bytes", self.message_max_bytes.to_string());
+        for (key, value) in &self.properties {
+            if GUARANTEED.iter().any(|(guarded, _)| guarded == key) {
+                return Err(KafkaSinkError::Guarded(key.clone()));
+            }
+            config.set(key, value);
+        }
+        for (key, value) in GUARANTEED {
+            config.set(key, value);
+        }
+        Ok(config)
+    }
+}
+
+/// Routes delivery reports from librdkafka's thread to the pipeline.
+struct Reports {
+    tx: mpsc::Sender<Receipt>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl ClientContext for Reports {
+    fn error(&self, error: KafkaError, reason: &str) {
+        // Broker-down and similar errors are transient: librdkafka retries
+        // forever (message.timeout.ms=0), so this is a warning, not data loss.
+        tracing::warn!(%error, reason, "kafka client error");
+    }
+}
+
+impl ProducerContext for Reports {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, token: usize) {
+        let result = match result {
+            Ok(_) => Ok(()),
+            Err((error, _)) => Err(failure(error)),
+        };
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        // The receiver only goes away when the sink is dropped: nothing to report to.
+        let _ = self.tx.send(Receipt {
+            token: token as u64,
+            result,
+        });
+    }
+}
+
+fn failure(error: &KafkaError) -> DeliveryFailure {
+    let reason = match error.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::MessageSizeTooLarge) => "message_too_large",
+        Some(RDKafkaErrorCode::TopicAuthorizationFailed) => "topic_authorization",
+        Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
+            "unknown_topic"
+        }
+        Some(RDKafkaErrorCode::MessageTimedOut) => "timed_out",
+        _ => "other",
+    };
+    DeliveryFailure {
+        reason,
+        detail: error.to_string(),
+    }
+}
+
+/// Produces events to Kafka; see the module docs.
+pub struct KafkaSink {
+    producer: ThreadedProducer<Reports>,
+    rx: mpsc::Receiver<Receipt>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for KafkaSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSink")
+            .field("in_flight", &self.in_flight.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaSink {
+    /// Creates the producer. It connects lazily: a down broker is not an error here.
+    ///
+    /// # Errors
+    /// When the configuration is invalid.
+    pub fn new(config: &KafkaSinkConfig) -> Result<KafkaSink, KafkaSinkError> {
+        let (tx, rx) = mpsc::channel();
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let producer = config.client_config()?.create_with_context(Reports {
+            tx,
+            in_flight: Arc::clone(&in_flight),
+        })?;
+        Ok(KafkaSink {
+            producer,
+            rx,
+            in_flight,
+        })
+    }
+}
+
+impl Sink for KafkaSink {
+    fn offer(&mut self, out: Outgoing<'_>) -> Result<(), Refused> {
+        let Ok(token) = usize::try_from(out.token) else {
+            return Err(Refused::Rejected(DeliveryFailure {
+                reason: "other",
+                detail: "token does not fit usize".into(),
+            }));
+        };
+        let record = BaseRecord::with_opaque_to(out.topic, token)
+            .key(out.key)
+            .payload(out.payload);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        match self.producer.send(record) {
+            Ok(()) => Ok(()),
+            Err((error, _)) => {
+                self.in_flight.fetch_sub(1, Ordering::Relaxed);
+                match error.rdkafka_error_code() {
+                    Some(RDKafkaErrorCode::QueueFull) => Err(Refused::Full),
+                    _ => Err(Refused::Rejected(failure(&error))),
+                }
+            }
+        }
+    }
+
+    fn receipts(&mut self, into: &mut Vec<Receipt>, wait: Duration) {
+        match self.rx.recv_timeout(wait) {
+            Ok(receipt) => into.push(receipt),
+            Err(_) => return,
+        }
+        into.extend(self.rx.try_iter());
+    }
+
+    fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(properties: &[(&str, &str)]) -> KafkaSinkConfig {
+        KafkaSinkConfig {
+            bootstrap_servers: "127.0.0.1:9".into(),
+            compression: Compression::Lz4,
+            queue_max_bytes: default_queue_max_bytes(),
+            linger_ms: default_linger_ms(),
+            message_max_bytes: default_message_max_bytes(),
+            properties: properties
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn guarantee_properties_cannot_be_overridden() {
+        for key in ["acks", "enable.idempotence", "message.timeout.ms"] {
+            let error = config(&[(key, "1")]).client_config().unwrap_err();
+            assert!(
+                matches!(error, KafkaSinkError::Guarded(ref k) if k == key),
+                "{key}"
+            );
+        }
+        let ok = config(&[("client.id", "node-1")]).client_config().unwrap();
+        assert_eq!(ok.get("acks"), Some("all"));
+        assert_eq!(ok.get("enable.idempotence"), Some("true"));
+        assert_eq!(ok.get("message.timeout.ms"), Some("0"));
+        assert_eq!(ok.get("client.id"), Some("node-1"));
+        assert_eq!(ok.get("queue.buffering.max.kbytes"), Some("16384"));
+    }
+}
