@@ -37,8 +37,9 @@ fn lines(corpus: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
     })
 }
 
-/// The whole pipeline: parse, reassemble, multiline, build, encode.
-fn pipeline(corpus: &[u8], rule: Rule) -> usize {
+/// The whole pipeline: parse, reassemble, multiline, build, and encode
+/// unless `encode` is false.
+fn pipeline(corpus: &[u8], rule: Rule, encode: bool) -> usize {
     let source = Source {
         path: PATH.to_owned(),
         meta: parse_path(PATH),
@@ -60,8 +61,13 @@ fn pipeline(corpus: &[u8], rule: Rule) -> usize {
             multiline.push(0, assembled, &mut emitted);
         }
         for assembled in emitted.drain(..) {
-            builder.build(assembled).write_json(&mut json);
-            bytes += black_box(&json).len();
+            let event = builder.build(assembled);
+            if encode {
+                event.write_json(&mut json);
+                bytes += black_box(&json).len();
+            } else {
+                bytes += black_box(event).message.len();
+            }
         }
     }
     multiline.flush(&mut emitted);
@@ -83,11 +89,14 @@ fn benches(c: &mut Criterion) {
                 .sum::<usize>()
         });
     });
+    group.bench_function("pipeline_to_event", |b| {
+        b.iter(|| pipeline(&corpus, Rule::None, false));
+    });
     group.bench_function("pipeline_to_json", |b| {
-        b.iter(|| pipeline(&corpus, Rule::None));
+        b.iter(|| pipeline(&corpus, Rule::None, true));
     });
     group.bench_function("pipeline_to_json_java", |b| {
-        b.iter(|| pipeline(&corpus, Rule::Java));
+        b.iter(|| pipeline(&corpus, Rule::Java, true));
     });
     group.finish();
 

@@ -1,8 +1,11 @@
 //! `kelp-collector` as a library: the per-node agent's parts, for its binary,
 //! benchmarks and tests.
 
+pub mod app;
 pub mod checkpoint;
+pub mod config;
 pub mod fingerprint;
 pub mod parse;
+pub mod pipeline;
 pub mod sink;
 pub mod tail;

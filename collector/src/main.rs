@@ -29,6 +29,27 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Tails container logs and ships every event to the configured sink.
+    ///
+    /// Reads the files the config's `tail.include` globs match (by default
+    /// the kubelet's /var/log/pods), parses and joins their lines, and sends
+    /// each event to Kafka (or, for debugging, stdout or an NDJSON file). A
+    /// file's checkpoint moves only over lines whose events Kafka has
+    /// acknowledged, and is written durably every `checkpoint.interval_ms`.
+    /// While Kafka is unreachable nothing is dropped: reading pauses and
+    /// resumes where it stopped.
+    ///
+    /// SIGTERM or SIGINT stops reading, waits up to
+    /// `delivery.shutdown_timeout_ms` for acknowledgements, saves the
+    /// checkpoints and exits 0.
+    ///
+    /// Examples:
+    ///
+    ///   kelp-collector run --config /etc/kelp/collector.yaml
+    ///
+    ///   kelp-collector run --config backfill.yaml --batch
+    #[command(verbatim_doc_comment)]
+    Run(RunArgs),
     /// Parses container log files and prints their events as JSON records.
     ///
     /// Reads each FILE to its end through the collector's own parsing: the
@@ -55,6 +76,26 @@ enum Command {
     ///   kelp-collector parse --multiline-start '^\d{4}-' --multiline-continue '^\s' 0.log
     #[command(verbatim_doc_comment)]
     Parse(ParseArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The config file, YAML or (with a .toml extension) TOML. See
+    /// collector/config.example.yaml for every field.
+    #[arg(long, short, value_name = "FILE")]
+    config: PathBuf,
+
+    /// Read everything present, deliver it, save checkpoints and exit
+    /// (backfills, tests). Split or multiline events still open at the end
+    /// of a file are sent as they are.
+    #[arg(long)]
+    batch: bool,
+
+    /// Move an unreadable checkpoint file aside (`<name>.reset-<ms>`) and
+    /// start every file from the beginning. Re-sent events keep their ids, so
+    /// the shipper overwrites them.
+    #[arg(long)]
+    reset_checkpoints: bool,
 }
 
 #[derive(Debug, Args)]
@@ -109,6 +150,16 @@ fn main() -> anyhow::Result<()> {
     init_tracing();
     match cli.command {
         Command::Parse(args) => quiet_broken_pipe(parse_files(&args)),
+        Command::Run(args) => {
+            let options = kelp_collector::app::RunOptions {
+                batch: args.batch,
+                reset_checkpoints: args.reset_checkpoints,
+            };
+            kelp_collector::app::run(&args.config, options).with_context(|| {
+                format!("kelp-collector run --config {}", args.config.display())
+            })?;
+            Ok(())
+        }
     }
 }
 
@@ -304,7 +355,10 @@ fn parse_file(path: &Path, settings: &Settings, out: &mut impl Write) -> anyhow:
         .read_to_end(&mut head)
         .with_context(reading)?;
     let file_identity = fingerprint(&head).unwrap_or_else(|| {
-        warn!("{}: too short to fingerprint; event ids use file 0", path.display());
+        warn!(
+            "{}: too short to fingerprint; event ids use file 0",
+            path.display()
+        );
         0
     });
     file.seek(SeekFrom::Start(0)).with_context(reading)?;
@@ -449,14 +503,24 @@ not a log line
         let at = |text: &str| CRI.find(text).unwrap() as u64;
         let got: Vec<(u64, &str, &str)> = want
             .iter()
-            .map(|event| (event.log.offset, event.stream.as_str(), event.message.as_str()))
+            .map(|event| {
+                (
+                    event.log.offset,
+                    event.stream.as_str(),
+                    event.message.as_str(),
+                )
+            })
             .collect();
         assert_eq!(
             got,
             [
                 (0, "stdout", "hello"),
                 (at("2026-11-27T21:17:29.15"), "stdout", "part one, part two"),
-                (at("2026-11-27T20:17:29.13"), "stderr", "2026-11-27 ERROR failed\njava.lang.IllegalStateException: boom\n\tat a.B.c(B.java:1)"),
+                (
+                    at("2026-11-27T20:17:29.13"),
+                    "stderr",
+                    "2026-11-27 ERROR failed\njava.lang.IllegalStateException: boom\n\tat a.B.c(B.java:1)"
+                ),
                 (at("2026-11-27T20:17:29.17"), "stdout", "cut off"),
             ]
         );
@@ -484,7 +548,13 @@ not a log line
             2026-11-27T20:17:29.12Z stdout F cri line\n";
         let (events, summary) = run(docker, 64, &settings(FormatArg::Auto, RuleName::None));
         assert_eq!(events.len(), 1);
-        assert_eq!((events[0].message.as_str(), events[0].container.runtime.as_str()), ("a", "docker"));
+        assert_eq!(
+            (
+                events[0].message.as_str(),
+                events[0].container.runtime.as_str()
+            ),
+            ("a", "docker")
+        );
         assert_eq!(
             summary.describe(Path::new("x")),
             "x: 1 events, 2 malformed lines (empty: 1, json: 1)"

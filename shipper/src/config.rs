@@ -294,9 +294,11 @@ pub struct MetricsConfig {
 /// Whether a librdkafka property holds a secret: printed as `***`.
 fn is_secret_property(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    ["password", "secret", "sasl.", "ssl.key", ".pem", "keystore", "token"]
-        .iter()
-        .any(|needle| key.contains(needle))
+    [
+        "password", "secret", "sasl.", "ssl.key", ".pem", "keystore", "token",
+    ]
+    .iter()
+    .any(|needle| key.contains(needle))
 }
 
 /// `kelp-shipper`: one consumer group for all shippers of a pipeline.
@@ -459,9 +461,7 @@ pub enum ConfigError {
     #[error("reading toml config failed: {0}")]
     Toml(#[from] toml::de::Error),
     /// The file name says neither YAML nor TOML.
-    #[error(
-        "reading config failed: {0} must end in .yaml, .yml or .toml to tell its format"
-    )]
+    #[error("reading config failed: {0} must end in .yaml, .yml or .toml to tell its format")]
     Format(PathBuf),
     /// A field's value is not usable.
     #[error("validating config failed: {field}: {reason}")]
@@ -690,7 +690,10 @@ impl KafkaConfig {
             // or dead-lettered.
             ("enable.auto.commit", "true".to_owned()),
             ("enable.auto.offset.store", "false".to_owned()),
-            ("auto.commit.interval.ms", self.commit_interval_ms.to_string()),
+            (
+                "auto.commit.interval.ms",
+                self.commit_interval_ms.to_string(),
+            ),
         ];
         props.extend(owned.into_iter().map(|(k, v)| (k.to_owned(), v)));
         if let Some(id) = &self.group_instance_id {

@@ -1,4 +1,8 @@
 //! One integration test binary for the whole workspace (see CONTRIBUTING.md).
 
+mod collector_kafka;
+mod shipper_faults;
+mod shipper_index;
+mod shipper_support;
 mod smoke_kafka;
 mod smoke_search;

@@ -155,8 +155,12 @@ pub fn detect_level(message: &str) -> Option<&'static str> {
     if bytes.first() == Some(&b'{') {
         json_level(&bytes[..bytes.len().min(JSON_WINDOW)])
     } else {
-        let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
-        text_level(&line[..line.len().min(TEXT_WINDOW)])
+        let window = &bytes[..bytes.len().min(TEXT_WINDOW)];
+        let line = match memchr::memchr(b'\n', window) {
+            Some(end) => &window[..end],
+            None => window,
+        };
+        text_level(line)
     }
 }
 

@@ -16,7 +16,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::LazyLock;
 
-use kelp_record::Flag;
+use kelp_record::{Flag, Stream};
 use memchr::memmem;
 use regex::bytes::Regex;
 
@@ -303,6 +303,13 @@ impl Multiline {
             .flatten()
             .map(|pending| pending.last_ms.saturating_add(timeout))
             .min()
+    }
+
+    /// Offset of the first line of `stream`'s pending event, if any.
+    pub fn pending_offset_of(&self, stream: Stream) -> Option<u64> {
+        self.pending[stream_index(stream)]
+            .as_ref()
+            .map(|pending| pending.event.offset)
     }
 
     /// Offset of the earliest line not yet emitted: a checkpoint must not

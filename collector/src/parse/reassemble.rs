@@ -119,6 +119,13 @@ impl Reassembler {
         out[start..].sort_by_key(|event| event.offset);
     }
 
+    /// Offset of the first piece of `stream`'s unfinished line, if any.
+    pub fn pending_offset_of(&self, stream: Stream) -> Option<u64> {
+        self.pending[stream_index(stream)]
+            .as_ref()
+            .map(|pending| pending.offset)
+    }
+
     /// Offset of the earliest piece not yet emitted: a checkpoint must not
     /// move past it.
     pub fn pending_offset(&self) -> Option<u64> {

@@ -25,6 +25,16 @@ use super::{DeliveryFailure, Outgoing, Receipt, Refused, Sink};
 pub struct KafkaSinkConfig {
     /// Comma-separated `host:port` list of brokers to bootstrap from.
     pub bootstrap_servers: String,
+    /// Topic for the events. `{namespace}` is replaced by the pod's
+    /// namespace, e.g. `logs-{namespace}`. Default `kelp-logs`. With
+    /// auto-create off (the deployer's default) every topic must exist.
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    /// Message key, which picks the partition: `file` (default: the file
+    /// identity, so each file's events stay in order), `pod` (the pod UID) or
+    /// `none` (spread evenly, no order).
+    #[serde(default)]
+    pub key: KeyChoice,
     /// Compression codec: `lz4` (default: cheapest CPU per byte saved on log text) or `zstd`.
     #[serde(default = "default_compression")]
     pub compression: Compression,
@@ -46,6 +56,19 @@ pub struct KafkaSinkConfig {
     pub properties: BTreeMap<String, String>,
 }
 
+/// What the Kafka message key is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyChoice {
+    /// The file identity (16 hex digits).
+    #[default]
+    File,
+    /// The pod UID.
+    Pod,
+    /// No key.
+    None,
+}
+
 /// A Kafka compression codec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -56,6 +79,9 @@ pub enum Compression {
     Zstd,
 }
 
+fn default_topic() -> String {
+    "kelp-logs".to_owned()
+}
 fn default_compression() -> Compression {
     Compression::Lz4
 }
@@ -252,6 +278,8 @@ mod tests {
     fn config(properties: &[(&str, &str)]) -> KafkaSinkConfig {
         KafkaSinkConfig {
             bootstrap_servers: "127.0.0.1:9".into(),
+            topic: default_topic(),
+            key: KeyChoice::File,
             compression: Compression::Lz4,
             queue_max_bytes: default_queue_max_bytes(),
             linger_ms: default_linger_ms(),

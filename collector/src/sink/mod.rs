@@ -11,7 +11,7 @@ mod debug;
 mod kafka;
 
 pub use self::debug::{FileSink, StdoutSink};
-pub use self::kafka::{KafkaSink, KafkaSinkError};
+pub use self::kafka::{Compression, KafkaSink, KafkaSinkConfig, KafkaSinkError, KeyChoice};
 
 use std::time::Duration;
 

@@ -331,4 +331,3 @@ fn helpers() {
     assert_eq!(b.kind.as_str(), "elasticsearch");
     assert_eq!(BackendKind::OpenSearch.as_str(), "opensearch");
 }
-

@@ -231,7 +231,11 @@ fn probed_capabilities_drop_the_policy_and_the_labels_type() {
     assert_eq!(plan.len(), 1, "no policy without a lifecycle API");
     assert_eq!(plan[0].path, "/_index_template/kelp-logs");
     let body = &plan[0].body;
-    assert!(body["template"]["settings"]["index"].get("lifecycle").is_none());
+    assert!(
+        body["template"]["settings"]["index"]
+            .get("lifecycle")
+            .is_none()
+    );
     assert_eq!(
         body["template"]["mappings"]["properties"]["kubernetes"]["properties"]["labels"],
         json!({"type": "object", "enabled": false})
@@ -243,4 +247,3 @@ fn probed_capabilities_drop_the_policy_and_the_labels_type() {
         install_plan_for(&es.capabilities(), &settings())
     );
 }
-

@@ -473,6 +473,8 @@ fn silence_flushes_a_pending_event() {
     push(&mut multiline, 1100, &mut out); // goroutine: joins with the blank
     push(&mut multiline, 1110, &mut out); // blank, held
     assert_eq!(multiline.pending_offset(), Some(0));
+    assert_eq!(multiline.pending_offset_of(Stream::Stdout), Some(0));
+    assert_eq!(multiline.pending_offset_of(Stream::Stderr), None);
     multiline.flush_expired(1210, &mut out);
     let got: Vec<&str> = out
         .iter()

@@ -107,8 +107,10 @@ fn pending_offset_holds_back_the_checkpoint() {
     reassembler.push(5, line(ERR, true, "a", 1));
     reassembler.push(9, line(OUT, true, "b", 1));
     assert_eq!(reassembler.pending_offset(), Some(5));
+    assert_eq!(reassembler.pending_offset_of(OUT), Some(9));
     reassembler.push(12, line(ERR, false, "c", 1));
     assert_eq!(reassembler.pending_offset(), Some(9));
+    assert_eq!(reassembler.pending_offset_of(ERR), None);
     let mut out = Vec::new();
     reassembler.flush(&mut out);
     assert_eq!(reassembler.pending_offset(), None);

@@ -1,0 +1,351 @@
+//! The collector's configuration file (YAML or TOML). Every field is
+//! documented here; this file is the reference.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::parse::multiline::{self, Rule, RuleName};
+use crate::parse::{DEFAULT_MAX_EVENT_BYTES, Format};
+use crate::sink::KafkaSinkConfig;
+use crate::tail::TailConfig;
+
+/// The whole configuration of `kelp-collector run`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Node name written to `kubernetes.node.name` and `host.name`. Default:
+    /// the `NODE_NAME` environment variable (set it from the downward API),
+    /// else the machine's host name.
+    #[serde(default)]
+    pub node_name: Option<String>,
+    /// Which files are tailed and how; see each field.
+    #[serde(default)]
+    pub tail: TailConfig,
+    /// How lines become events.
+    #[serde(default)]
+    pub parse: ParseConfig,
+    /// Where resume offsets are kept.
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
+    /// Where events go.
+    pub sink: SinkConfig,
+    /// Delivery retries and in-flight bounds.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+}
+
+/// Parsing settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ParseConfig {
+    /// Log format: `auto` (default: detected from each file's first line),
+    /// `cri` (containerd, CRI-O) or `docker` (json-file).
+    pub format: FormatChoice,
+    /// Largest event; longer content is cut and the event flagged
+    /// `truncated`. Default 256 KiB, well under Kafka's 1 MiB `message.max.bytes`.
+    pub max_event_bytes: usize,
+    /// Joining of stack traces and other multi-line messages.
+    pub multiline: MultilineConfig,
+}
+
+impl Default for ParseConfig {
+    fn default() -> ParseConfig {
+        ParseConfig {
+            format: FormatChoice::Auto,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            multiline: MultilineConfig::default(),
+        }
+    }
+}
+
+/// How the format of a file is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FormatChoice {
+    /// Detected from the file's first line.
+    Auto,
+    /// CRI (containerd, CRI-O).
+    Cri,
+    /// Docker json-file.
+    Docker,
+}
+
+impl FormatChoice {
+    /// The fixed format, if one is chosen.
+    pub fn fixed(self) -> Option<Format> {
+        match self {
+            FormatChoice::Auto => None,
+            FormatChoice::Cri => Some(Format::Cri),
+            FormatChoice::Docker => Some(Format::Docker),
+        }
+    }
+}
+
+/// Multiline settings; applied after CRI and docker reassembly, per file and stream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MultilineConfig {
+    /// Rule: `none`, `java` (default: the most common stack traces in
+    /// container logs), `go`, `python`, or `custom` with `start` and
+    /// `continue_pattern`. A pod can choose another with the
+    /// `kelp.io/multiline` annotation.
+    pub rule: String,
+    /// For `custom`: a regex that matches the first line of an event.
+    pub start: Option<String>,
+    /// For `custom`: a regex that matches the lines that continue an event.
+    pub continue_pattern: Option<String>,
+    /// Silence on a stream after which its pending event is sent, in
+    /// milliseconds. Default 2000, as Fluent Bit's `flush_timeout`.
+    pub flush_timeout_ms: u64,
+    /// Most lines joined into one event; later lines are dropped and the
+    /// event flagged `truncated`. Default 500.
+    pub max_lines: usize,
+}
+
+impl Default for MultilineConfig {
+    fn default() -> MultilineConfig {
+        MultilineConfig {
+            rule: "java".to_owned(),
+            start: None,
+            continue_pattern: None,
+            flush_timeout_ms: multiline::DEFAULT_FLUSH_TIMEOUT_MS,
+            max_lines: multiline::DEFAULT_MAX_LINES,
+        }
+    }
+}
+
+impl MultilineConfig {
+    /// The compiled multiline settings.
+    ///
+    /// # Errors
+    /// When the rule name is unknown or a custom pattern does not compile.
+    pub fn compile(&self, max_event_bytes: usize) -> Result<multiline::Config, ConfigError> {
+        let rule = if self.rule == "custom" {
+            let (Some(start), Some(continuation)) = (&self.start, &self.continue_pattern) else {
+                return Err(ConfigError::Invalid(
+                    "parse.multiline: rule custom needs start and continue_pattern".into(),
+                ));
+            };
+            Rule::custom(start, continuation)
+                .map_err(|error| ConfigError::Invalid(format!("parse.multiline: {error}")))?
+        } else {
+            let name: RuleName = self
+                .rule
+                .parse()
+                .map_err(|error| ConfigError::Invalid(format!("parse.multiline: {error}")))?;
+            Rule::from(name)
+        };
+        let mut config = multiline::Config::new(rule);
+        config.flush_timeout_ms = self.flush_timeout_ms;
+        config.max_lines = self.max_lines;
+        config.max_event_bytes = max_event_bytes;
+        Ok(config)
+    }
+}
+
+/// Checkpoint settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointConfig {
+    /// The checkpoint file; keep it on a hostPath so it survives pod
+    /// restarts. Default `/var/lib/kelp-collector/checkpoints.json`.
+    pub path: PathBuf,
+    /// How often acknowledged progress is written, in milliseconds. Default
+    /// 1000: a crash re-sends at most about a second of events, which the
+    /// shipper overwrites by id.
+    pub interval_ms: u64,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> CheckpointConfig {
+        CheckpointConfig {
+            path: PathBuf::from("/var/lib/kelp-collector/checkpoints.json"),
+            interval_ms: 1_000,
+        }
+    }
+}
+
+/// Where events go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SinkConfig {
+    /// Kafka (production).
+    Kafka(KafkaSinkConfig),
+    /// One JSON line per event on stdout (debugging).
+    Stdout,
+    /// One JSON line per event appended to a file (debugging, tests).
+    File {
+        /// The file to append to.
+        path: PathBuf,
+    },
+}
+
+/// Delivery settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Most events sent and not yet acknowledged; at the limit reading
+    /// pauses. Default 100000, about 40 MB of records at 400 bytes.
+    pub max_in_flight_events: usize,
+    /// First delay before re-sending an event whose delivery failed, in
+    /// milliseconds; doubles per attempt. Default 100.
+    pub retry_base_ms: u64,
+    /// Longest delay between re-sends, in milliseconds. Default 30000.
+    pub retry_cap_ms: u64,
+    /// On SIGTERM, how long to wait for outstanding acknowledgements before
+    /// saving checkpoints and exiting, in milliseconds. Default 10000; what
+    /// is not acknowledged by then is read again after the restart.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> DeliveryConfig {
+        DeliveryConfig {
+            max_in_flight_events: 100_000,
+            retry_base_ms: 100,
+            retry_cap_ms: 30_000,
+            shutdown_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading config {path} failed: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// YAML syntax or schema error (unknown fields included).
+    #[error("parsing yaml config failed: {0}")]
+    Yaml(#[from] serde_saphyr::Error),
+    /// TOML syntax or schema error (unknown fields included).
+    #[error("parsing toml config failed: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// A value is out of range or inconsistent.
+    #[error("validating config failed: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads a config file; `.toml` is TOML, anything else YAML.
+    ///
+    /// # Errors
+    /// When the file cannot be read, parsed or validated.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        if path.extension().is_some_and(|ext| ext == "toml") {
+            Config::from_toml_str(&text)
+        } else {
+            Config::from_yaml_str(&text)
+        }
+    }
+
+    /// Parses and validates YAML.
+    ///
+    /// # Errors
+    /// When the text is not a valid configuration.
+    pub fn from_yaml_str(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = serde_saphyr::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses and validates TOML.
+    ///
+    /// # Errors
+    /// When the text is not a valid configuration.
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that would make the collector misbehave.
+    ///
+    /// # Errors
+    /// Names the field and what is wrong with it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.tail
+            .validate()
+            .map_err(|error| ConfigError::Invalid(format!("tail: {error}")))?;
+        self.parse.multiline.compile(self.parse.max_event_bytes)?;
+        if self.parse.max_event_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "parse.max_event_bytes must be at least 1024".into(),
+            ));
+        }
+        if let SinkConfig::Kafka(kafka) = &self.sink {
+            // The record adds metadata around the message: keep room for it.
+            let needed = self.parse.max_event_bytes as u64 + 64 * 1024;
+            if kafka.message_max_bytes < needed {
+                return Err(ConfigError::Invalid(format!(
+                    "sink.message_max_bytes ({}) must be at least parse.max_event_bytes + 64 KiB ({needed})",
+                    kafka.message_max_bytes
+                )));
+            }
+        }
+        if self.delivery.max_in_flight_events == 0 || self.delivery.retry_base_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "delivery.max_in_flight_events and delivery.retry_base_ms must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_with_every_field() {
+        let text = include_str!("../config.example.yaml");
+        let config = Config::from_yaml_str(text).unwrap();
+        assert!(matches!(config.sink, SinkConfig::Kafka(ref k) if k.topic == "kelp-logs"));
+        assert_eq!(config.parse.multiline.rule, "java");
+        assert_eq!(config.checkpoint.interval_ms, 1000);
+    }
+
+    #[test]
+    fn rejects_unknown_fields_and_bad_values() {
+        let table = [
+            ("sink: {kind: stdout}\nbogus: 1\n", "bogus"),
+            ("sink: {kind: stdout}\ntail: {includ: []}\n", "includ"),
+            (
+                "sink: {kind: stdout}\nparse: {multiline: {rule: cobol}}\n",
+                "cobol",
+            ),
+            (
+                "sink: {kind: stdout}\nparse: {multiline: {rule: custom}}\n",
+                "custom",
+            ),
+            (
+                "sink: {kind: kafka, bootstrap_servers: x, message_max_bytes: 1000}\n",
+                "message_max_bytes",
+            ),
+            (
+                "sink: {kind: stdout}\ndelivery: {max_in_flight_events: 0}\n",
+                "max_in_flight_events",
+            ),
+        ];
+        for (text, needle) in table {
+            let error = Config::from_yaml_str(text).unwrap_err().to_string();
+            assert!(error.contains(needle), "{text:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn toml_works_too() {
+        let config = Config::from_toml_str("[sink]\nkind = \"file\"\npath = \"/tmp/x\"\n").unwrap();
+        assert!(matches!(config.sink, SinkConfig::File { .. }));
+    }
+}

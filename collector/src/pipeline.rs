@@ -1,0 +1,627 @@
+//! The collector's main loop: tail → parse → reassemble → multiline → event
+//! → sink, and receipts back into the checkpoints.
+//!
+//! One thread drives everything: the tailer is a pull-based state machine and
+//! the sink reports deliveries through a channel, so no locks are needed and
+//! backpressure is simply "don't poll the tailer".
+//!
+//! # How acknowledgements map to lines
+//!
+//! Every line the tailer hands out is acknowledged exactly once:
+//! - a line dropped on purpose (malformed) at once;
+//! - a line joined into an event as a continuation when the event is built;
+//! - the first line of an event when the sink confirms the event, together
+//!   with how far the event reaches, so the checkpoint never stops inside it
+//!   (see `AckTracker::ack_through`).
+//!
+//! Lines of one stream of one file go through the reassembler and the
+//! multiline joiner in order, and their events come out in order. So each
+//! emitted event owns exactly the queued lines of its stream from its own
+//! offset up to the next event's offset (or the stream's pending offset).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use kelp_record::{Event, Flag, Stream};
+
+use crate::checkpoint::FileKey;
+use crate::parse::event::{EventBuilder, Source};
+use crate::parse::multiline::{self, Multiline};
+use crate::parse::path::parse_path;
+use crate::parse::reassemble::{Assembled, Reassembler};
+use crate::parse::{Format, detect, parse_line};
+use crate::sink::{KeyChoice, Outgoing, Receipt, Refused, Sink};
+use crate::tail::{FileState, Line, TailEvents, Tailer};
+
+/// Settings of the pipeline that are not the tailer's or the sink's.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Node name for `host.name` and `kubernetes.node.name`.
+    pub node_name: String,
+    /// The fixed format, or `None` to detect it per file.
+    pub format: Option<Format>,
+    /// Largest event.
+    pub max_event_bytes: usize,
+    /// Multiline rule and limits.
+    pub multiline: multiline::Config,
+    /// Topic template (`{namespace}` is replaced).
+    pub topic: String,
+    /// Message key.
+    pub key: KeyChoice,
+    /// Most events in flight before reading pauses.
+    pub max_in_flight_events: usize,
+    /// First retry delay.
+    pub retry_base: Duration,
+    /// Longest retry delay.
+    pub retry_cap: Duration,
+    /// How often checkpoints are saved.
+    pub checkpoint_interval: Duration,
+    /// Where checkpoints are saved.
+    pub checkpoint_path: std::path::PathBuf,
+    /// Bound on waiting for acknowledgements at shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+/// Counters of what the pipeline did; the source of the collector's metrics.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// Lines handed out by the tailer.
+    pub lines_read: u64,
+    /// Events offered to the sink (first attempts).
+    pub events_sent: u64,
+    /// Events the sink acknowledged.
+    pub events_acked: u64,
+    /// Lines dropped as malformed, by reason.
+    pub malformed: HashMap<&'static str, u64>,
+    /// Failed deliveries (each retried), by reason.
+    pub delivery_failures: HashMap<&'static str, u64>,
+    /// Checkpoint saves that failed (retried at the next interval).
+    pub checkpoint_save_failures: u64,
+}
+
+/// How `run` ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Follow files until stopped.
+    Follow,
+    /// Read everything present, deliver it, checkpoint, return.
+    Batch,
+}
+
+/// Why the pipeline stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The final checkpoint could not be written.
+    #[error("saving checkpoints failed: {0}")]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
+}
+
+/// One line waiting for its event.
+#[derive(Debug, Clone, Copy)]
+struct Queued {
+    start: u64,
+    end: u64,
+    truncated: bool,
+}
+
+/// Parsing state of one file.
+#[derive(Debug)]
+struct FilePipe {
+    format: Option<Format>,
+    builder: Option<EventBuilder>,
+    path: String,
+    namespace: String,
+    pod_uid: String,
+    reassembler: Reassembler,
+    multiline: Multiline,
+    /// Lines per stream not yet owned by an emitted event.
+    queued: [VecDeque<Queued>; 2],
+}
+
+/// An event sent and not yet acknowledged.
+#[derive(Debug)]
+struct InFlight {
+    file: FileKey,
+    first: u64,
+    reach: u64,
+    topic: Arc<str>,
+    key: Vec<u8>,
+    payload: Vec<u8>,
+    attempts: u32,
+}
+
+/// The collector pipeline; see the module docs.
+#[derive(Debug)]
+pub struct Pipeline<S: Sink, E: TailEvents> {
+    tailer: Tailer<E>,
+    sink: S,
+    settings: Settings,
+    files: HashMap<FileKey, FilePipe>,
+    in_flight: HashMap<u64, InFlight>,
+    retries: VecDeque<(Instant, u64)>,
+    next_token: u64,
+    started: Instant,
+    stats: Stats,
+    scratch: Vec<Assembled>,
+    receipts: Vec<Receipt>,
+    last_finished_check: Instant,
+}
+
+fn stream_slot(stream: Stream) -> usize {
+    match stream {
+        Stream::Stdout => 0,
+        Stream::Stderr => 1,
+    }
+}
+
+impl<S: Sink, E: TailEvents> Pipeline<S, E> {
+    /// A pipeline over a tailer (with its checkpoints loaded) and a sink.
+    pub fn new(tailer: Tailer<E>, sink: S, settings: Settings) -> Self {
+        Pipeline {
+            tailer,
+            sink,
+            settings,
+            files: HashMap::new(),
+            in_flight: HashMap::new(),
+            retries: VecDeque::new(),
+            next_token: 0,
+            started: Instant::now(),
+            stats: Stats::default(),
+            scratch: Vec::new(),
+            receipts: Vec::new(),
+            last_finished_check: Instant::now(),
+        }
+    }
+
+    /// What the pipeline did so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The tailer, e.g. for per-file lag.
+    pub fn tailer(&self) -> &Tailer<E> {
+        &self.tailer
+    }
+
+    /// Runs until `stop` is set (or, in batch mode, until everything present
+    /// is delivered), then waits a bounded time for acknowledgements and
+    /// saves the checkpoints.
+    ///
+    /// # Errors
+    /// When the final checkpoint cannot be written.
+    pub fn run(&mut self, mode: Mode, stop: &AtomicBool) -> Result<(), PipelineError> {
+        let mut last_save = Instant::now();
+        let mut idle_polls = 0u32;
+        loop {
+            let busy = self.step();
+            if last_save.elapsed() >= self.settings.checkpoint_interval {
+                self.save_checkpoints();
+                last_save = Instant::now();
+            }
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if mode == Mode::Batch {
+                idle_polls = if busy { 0 } else { idle_polls + 1 };
+                // Two empty polls with a rescan between them: nothing more to read.
+                if idle_polls == 1 {
+                    self.tailer.rescan();
+                }
+                if idle_polls >= 2 {
+                    self.flush_all();
+                    if self.in_flight.is_empty() {
+                        break;
+                    }
+                }
+            }
+        }
+        self.drain(self.settings.shutdown_timeout);
+        self.tailer
+            .save_checkpoints(&self.settings.checkpoint_path)
+            .map_err(PipelineError::from)?;
+        Ok(())
+    }
+
+    /// One round: receipts, retries, reading, timers. Returns whether any line was read.
+    fn step(&mut self) -> bool {
+        let now_ms = self.now_ms();
+        let room = self.in_flight.len() < self.settings.max_in_flight_events;
+        let lines = if room {
+            self.tailer.poll_lines(4 * 1024 * 1024)
+        } else {
+            Vec::new()
+        };
+        let busy = !lines.is_empty();
+        for line in lines {
+            self.take_line(line, now_ms);
+        }
+        self.flush_expired(now_ms);
+        if self.last_finished_check.elapsed() >= Duration::from_millis(500) {
+            self.last_finished_check = Instant::now();
+            self.flush_finished_files();
+        }
+        self.resend_due();
+        // Idle rounds wait on receipts, which doubles as the poll interval.
+        let wait = if busy || !room {
+            if room {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(10)
+            }
+        } else {
+            self.tailer.poll_interval()
+        };
+        self.collect_receipts(wait);
+        busy
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn save_checkpoints(&mut self) {
+        if let Err(error) = self.tailer.save_checkpoints(&self.settings.checkpoint_path) {
+            self.stats.checkpoint_save_failures += 1;
+            tracing::error!(%error, "saving checkpoints failed; retrying at the next interval");
+        }
+    }
+
+    fn take_line(&mut self, line: Line, now_ms: u64) {
+        self.stats.lines_read += 1;
+        let pipe = match self.files.entry(line.file) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let path = line.path.to_string_lossy().into_owned();
+                let meta = parse_path(&path);
+                let (namespace, pod_uid) = meta.as_ref().map_or_else(
+                    || (String::new(), String::new()),
+                    |m| (m.namespace.clone(), m.pod_uid.clone().unwrap_or_default()),
+                );
+                entry.insert(FilePipe {
+                    format: self.settings.format,
+                    builder: None,
+                    path,
+                    namespace,
+                    pod_uid,
+                    reassembler: Reassembler::new(self.settings.max_event_bytes),
+                    multiline: Multiline::new(self.settings.multiline.clone()),
+                    queued: [VecDeque::new(), VecDeque::new()],
+                })
+            }
+        };
+        let format = match pipe.format {
+            Some(format) => format,
+            None => match detect(&line.bytes) {
+                Some(format) => {
+                    pipe.format = Some(format);
+                    format
+                }
+                None => {
+                    self.malformed(&line, "undetected_format");
+                    return;
+                }
+            },
+        };
+        let parsed = match parse_line(format, &line.bytes) {
+            Ok(parsed) => parsed,
+            Err(malformed) => {
+                self.malformed(&line, malformed.reason.as_str());
+                return;
+            }
+        };
+        let slot = stream_slot(parsed.stream);
+        pipe.queued[slot].push_back(Queued {
+            start: line.offset,
+            end: line.end,
+            truncated: line.truncated,
+        });
+        self.scratch.clear();
+        if let Some(assembled) = pipe.reassembler.push(line.offset, parsed) {
+            pipe.multiline.push(now_ms, assembled, &mut self.scratch);
+        }
+        let events = std::mem::take(&mut self.scratch);
+        self.emit(line.file, events);
+    }
+
+    fn malformed(&mut self, line: &Line, reason: &'static str) {
+        *self.stats.malformed.entry(reason).or_default() += 1;
+        tracing::warn!(
+            path = %line.path.display(),
+            offset = line.offset,
+            reason,
+            "dropping malformed line"
+        );
+        self.tailer.ack(&line.file, line.offset);
+    }
+
+    fn flush_expired(&mut self, now_ms: u64) {
+        let due: Vec<FileKey> = self
+            .files
+            .iter()
+            .filter(|(_, pipe)| {
+                pipe.multiline
+                    .next_deadline_ms()
+                    .is_some_and(|d| d <= now_ms)
+            })
+            .map(|(key, _)| *key)
+            .collect();
+        for key in due {
+            let mut events = Vec::new();
+            if let Some(pipe) = self.files.get_mut(&key) {
+                pipe.multiline.flush_expired(now_ms, &mut events);
+            }
+            self.emit(key, events);
+        }
+    }
+
+    /// Sends the open events of files the kubelet rotated away and that are
+    /// read to the end: their writer has moved on, so nothing can join them.
+    /// Waiting for the flush timeout instead would let a collector that
+    /// restarts often never send a rotated file's last event before the
+    /// kubelet deletes the file.
+    fn flush_finished_files(&mut self) {
+        let finished: Vec<FileKey> = self
+            .tailer
+            .file_status()
+            .into_iter()
+            .filter(|status| {
+                let rotated = match status.state {
+                    FileState::Rotated | FileState::Gone { .. } => true,
+                    FileState::Live => status
+                        .path
+                        .file_name()
+                        .is_some_and(|name| name.to_string_lossy().contains(".log.")),
+                    FileState::Unidentified => false,
+                };
+                rotated && status.lag_bytes == 0
+            })
+            .filter_map(|status| status.file)
+            .collect();
+        for key in finished {
+            let mut events = Vec::new();
+            if let Some(pipe) = self.files.get_mut(&key) {
+                if pipe.reassembler.pending_offset().is_none()
+                    && pipe.multiline.pending_offset().is_none()
+                {
+                    continue;
+                }
+                let mut partials = Vec::new();
+                pipe.reassembler.flush(&mut partials);
+                let now_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                for assembled in partials {
+                    pipe.multiline.push(now_ms, assembled, &mut events);
+                }
+                pipe.multiline.flush(&mut events);
+            }
+            self.emit(key, events);
+        }
+        // Forget the parsing state of files the tailer released.
+        let tailer = &self.tailer;
+        self.files.retain(|key, _| tailer.acks().contains(key));
+    }
+
+    /// Flushes every partial and multiline event: the end of a batch run.
+    fn flush_all(&mut self) {
+        let keys: Vec<FileKey> = self.files.keys().copied().collect();
+        let now_ms = self.now_ms();
+        for key in keys {
+            let mut events = Vec::new();
+            if let Some(pipe) = self.files.get_mut(&key) {
+                let mut partials = Vec::new();
+                pipe.reassembler.flush(&mut partials);
+                for assembled in partials {
+                    pipe.multiline.push(now_ms, assembled, &mut events);
+                }
+                pipe.multiline.flush(&mut events);
+            }
+            self.emit(key, events);
+        }
+    }
+
+    /// Builds, acknowledges the continuation lines of, and sends each event.
+    fn emit(&mut self, key: FileKey, mut events: Vec<Assembled>) {
+        if events.is_empty() {
+            return;
+        }
+        events.sort_by_key(|event| event.offset);
+        let Some(pipe) = self.files.get_mut(&key) else {
+            return;
+        };
+        let mut continuation_acks = Vec::new();
+        let mut outgoing = Vec::with_capacity(events.len());
+        for (index, mut assembled) in events.iter().cloned().enumerate() {
+            let slot = stream_slot(assembled.stream);
+            // This event owns its stream's lines up to the next event of the
+            // same stream, or up to what is still pending.
+            let next_same = events[index + 1..]
+                .iter()
+                .find(|next| next.stream == assembled.stream)
+                .map(|next| next.offset);
+            let pending = [
+                pipe.reassembler.pending_offset_of(assembled.stream),
+                pipe.multiline.pending_offset_of(assembled.stream),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let bound = next_same.or(pending).unwrap_or(u64::MAX);
+            let queue = &mut pipe.queued[slot];
+            // Lines before the event's first line cannot exist; drop stale ones defensively.
+            while queue.front().is_some_and(|q| q.start < assembled.offset) {
+                if let Some(stale) = queue.pop_front() {
+                    continuation_acks.push(stale.start);
+                }
+            }
+            let mut reach = assembled.offset;
+            let mut first = true;
+            while let Some(line) = queue.front().copied().filter(|q| q.start < bound) {
+                queue.pop_front();
+                reach = line.end;
+                if line.truncated && !assembled.flags.contains(&Flag::Truncated) {
+                    assembled.flags.push(Flag::Truncated);
+                }
+                if !first {
+                    continuation_acks.push(line.start);
+                }
+                first = false;
+            }
+            let builder = pipe.builder.get_or_insert_with(|| {
+                EventBuilder::new(&Source {
+                    path: pipe.path.clone(),
+                    meta: parse_path(&pipe.path),
+                    file_identity: key.fingerprint,
+                    host: self.settings.node_name.clone(),
+                    format: pipe.format.unwrap_or(Format::Cri),
+                })
+            });
+            let offset = assembled.offset;
+            let event: &Event = builder.build(assembled);
+            let topic = self.settings.topic.replace("{namespace}", &pipe.namespace);
+            let key_bytes = match self.settings.key {
+                KeyChoice::File => format!("{:016x}", key.fingerprint).into_bytes(),
+                KeyChoice::Pod => pipe.pod_uid.clone().into_bytes(),
+                KeyChoice::None => Vec::new(),
+            };
+            outgoing.push(InFlight {
+                file: key,
+                first: offset,
+                reach: reach.max(offset + 1),
+                topic: Arc::from(topic),
+                key: key_bytes,
+                payload: event.to_json(),
+                attempts: 0,
+            });
+        }
+        for start in continuation_acks {
+            self.tailer.ack(&key, start);
+        }
+        for event in outgoing {
+            let token = self.next_token;
+            self.next_token += 1;
+            self.in_flight.insert(token, event);
+            self.stats.events_sent += 1;
+            self.send(token);
+        }
+    }
+
+    /// Offers an in-flight event to the sink, waiting for room if the sink is full.
+    fn send(&mut self, token: u64) {
+        loop {
+            let Some(event) = self.in_flight.get(&token) else {
+                return;
+            };
+            let offered = self.sink.offer(Outgoing {
+                token,
+                topic: &event.topic,
+                key: &event.key,
+                payload: &event.payload,
+            });
+            match offered {
+                Ok(()) => return,
+                Err(Refused::Full) => self.collect_receipts(Duration::from_millis(10)),
+                Err(Refused::Rejected(failure)) => {
+                    self.failed(token, failure.reason, &failure.detail);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn collect_receipts(&mut self, wait: Duration) {
+        let mut receipts = std::mem::take(&mut self.receipts);
+        self.sink.receipts(&mut receipts, wait);
+        for receipt in receipts.drain(..) {
+            match receipt.result {
+                Ok(()) => {
+                    if let Some(event) = self.in_flight.remove(&receipt.token) {
+                        self.stats.events_acked += 1;
+                        self.tailer
+                            .ack_through(&event.file, event.first, event.reach);
+                    }
+                }
+                Err(failure) => self.failed(receipt.token, failure.reason, &failure.detail),
+            }
+        }
+        self.receipts = receipts;
+    }
+
+    /// Schedules a re-send: no event is ever given up.
+    fn failed(&mut self, token: u64, reason: &'static str, detail: &str) {
+        *self.stats.delivery_failures.entry(reason).or_default() += 1;
+        let Some(event) = self.in_flight.get_mut(&token) else {
+            return;
+        };
+        event.attempts = event.attempts.saturating_add(1);
+        if reason == "message_too_large" {
+            shrink(event);
+        }
+        let exponent = event.attempts.min(16);
+        let delay = self
+            .settings
+            .retry_base
+            .saturating_mul(1u32 << exponent.saturating_sub(1))
+            .min(self.settings.retry_cap);
+        tracing::warn!(
+            reason,
+            detail,
+            attempts = event.attempts,
+            retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            "delivery failed; will retry"
+        );
+        self.retries.push_back((Instant::now() + delay, token));
+    }
+
+    fn resend_due(&mut self) {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        self.retries.retain(|(at, token)| {
+            if *at <= now {
+                due.push(*token);
+                false
+            } else {
+                true
+            }
+        });
+        for token in due {
+            self.send(token);
+        }
+    }
+
+    /// Waits up to `timeout` for outstanding acknowledgements.
+    fn drain(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.in_flight.is_empty() && Instant::now() < deadline {
+            self.resend_due();
+            self.collect_receipts(Duration::from_millis(50));
+        }
+        if !self.in_flight.is_empty() {
+            tracing::warn!(
+                unacknowledged = self.in_flight.len(),
+                "stopping with events unacknowledged; they are read again after the restart"
+            );
+        }
+    }
+}
+
+/// Halves an event's message that the broker refused as too large; the
+/// event is flagged truncated rather than dropped.
+fn shrink(event: &mut InFlight) {
+    let Ok(mut record) = Event::from_json(&event.payload) else {
+        return;
+    };
+    let mut cut = record.message.len() / 2;
+    while !record.message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    record.message.truncate(cut);
+    if !record.log.flags.contains(&Flag::Truncated) {
+        record.log.flags.push(Flag::Truncated);
+        record.log.flags.sort_unstable();
+    }
+    event.payload = record.to_json();
+}
+
+#[cfg(test)]
+mod tests;
