@@ -14,11 +14,16 @@ use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 
-const POD_A: &str = "pods/shop_web-7d9f_0b1c2d3e-aaaa-bbbb-cccc-111122223333/app";
+pub(crate) const POD_A: &str = "pods/shop_web-7d9f_0b1c2d3e-aaaa-bbbb-cccc-111122223333/app";
 const POD_B: &str = "pods/pay_api-1_9f8e7d6c-aaaa-bbbb-cccc-444455556666/api";
 const POD_C: &str = "pods/ops_agent-x_5a5a5a5a-aaaa-bbbb-cccc-777788889999/main";
 
-fn write_config(dir: &Path, bootstrap: &str, topic: &str, extra: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn write_config(
+    dir: &Path,
+    bootstrap: &str,
+    topic: &str,
+    extra: &str,
+) -> anyhow::Result<PathBuf> {
     let path = dir.join("collector.yaml");
     fs::write(
         &path,
@@ -34,7 +39,7 @@ fn write_config(dir: &Path, bootstrap: &str, topic: &str, extra: &str) -> anyhow
     Ok(path)
 }
 
-fn append(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn append(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     fs::create_dir_all(path.parent().context("no parent")?)?;
     let mut file = fs::OpenOptions::new()
         .create(true)
@@ -44,7 +49,7 @@ fn append(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn collector(config: &Path, batch: bool) -> anyhow::Result<Child> {
+pub(crate) fn collector(config: &Path, batch: bool) -> anyhow::Result<Child> {
     let mut command = Command::new(kelp_tests::binary("kelp-collector")?);
     command.arg("run").arg("--config").arg(config);
     if batch {
@@ -223,7 +228,7 @@ async fn collector_batch_ships_tricky_logs_to_kafka() -> anyhow::Result<()> {
 /// rotating them the kubelet's way every `rotate_every` lines: rename
 /// `0.log` to `0.log.<n>`, start a new `0.log`, and delete the rotation
 /// two before that (as the kubelet gzips and unlinks it).
-fn write_with_rotation(
+pub(crate) fn write_with_rotation(
     root: &Path,
     lines: u64,
     rotate_every: u64,
@@ -276,13 +281,13 @@ fn seqs(events: &[Event]) -> BTreeMap<(String, u64), BTreeSet<kelp_record::Event
     seen
 }
 
-fn kill(child: &mut Child) -> anyhow::Result<()> {
+pub(crate) fn kill(child: &mut Child) -> anyhow::Result<()> {
     child.kill()?; // SIGKILL
     child.wait()?;
     Ok(())
 }
 
-fn terminate(child: &mut Child) -> anyhow::Result<()> {
+pub(crate) fn terminate(child: &mut Child) -> anyhow::Result<()> {
     let pid = i32::try_from(child.id())?;
     let status = Command::new("kill")
         .args(["-TERM", &pid.to_string()])

@@ -1,6 +1,8 @@
 //! One integration test binary for the whole workspace (see CONTRIBUTING.md).
 
 mod collector_kafka;
+mod collector_ops;
+mod fault_e2e;
 mod shipper_faults;
 mod shipper_index;
 mod shipper_support;

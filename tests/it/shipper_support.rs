@@ -352,6 +352,44 @@ impl Engine {
         }
     }
 
+    /// The `message` of every document in `pattern`, paging with
+    /// `search_after` on `event.id`.
+    pub(crate) async fn messages(&self, pattern: &str) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut after: Option<Value> = None;
+        loop {
+            let mut body = json!({
+                "size": 5000,
+                "_source": ["message"],
+                "query": {"match_all": {}},
+                "sort": [{"event.id": "asc"}],
+            });
+            if let Some(after) = &after {
+                body["search_after"] = after.clone();
+            }
+            let v = self
+                .request(
+                    reqwest::Method::POST,
+                    &format!("/{pattern}/_search"),
+                    Some(body),
+                )
+                .await?;
+            let hits = v["hits"]["hits"].as_array().context("no hits")?;
+            if hits.is_empty() {
+                return Ok(out);
+            }
+            for hit in hits {
+                out.push(
+                    hit["_source"]["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
+            }
+            after = hits.last().map(|h| h["sort"].clone());
+        }
+    }
+
     /// The mapping of every index of `pattern`.
     pub(crate) async fn mapping(&self, pattern: &str) -> anyhow::Result<Value> {
         self.request(reqwest::Method::GET, &format!("/{pattern}/_mapping"), None)
