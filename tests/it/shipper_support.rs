@@ -320,47 +320,46 @@ impl Engine {
         v["count"].as_u64().context("no count")
     }
 
-    /// Every `_id` in `pattern`, paging with `search_after` on `event.id`.
+    /// Every `_id` in `pattern`.
     pub(crate) async fn ids(&self, pattern: &str) -> anyhow::Result<BTreeSet<String>> {
         let mut out = BTreeSet::new();
-        let mut after: Option<Value> = None;
-        loop {
-            let mut body = json!({
-                "size": 5000,
-                "_source": false,
-                "query": {"match_all": {}},
-                "sort": [{"event.id": "asc"}],
-            });
-            if let Some(after) = &after {
-                body["search_after"] = after.clone();
-            }
-            let v = self
-                .request(
-                    reqwest::Method::POST,
-                    &format!("/{pattern}/_search"),
-                    Some(body),
-                )
-                .await?;
-            let hits = v["hits"]["hits"].as_array().context("no hits")?;
-            if hits.is_empty() {
-                return Ok(out);
-            }
-            for hit in hits {
-                out.insert(hit["_id"].as_str().context("no _id")?.to_owned());
-            }
-            after = hits.last().map(|h| h["sort"].clone());
-        }
+        self.each_hit(pattern, json!(false), |hit| {
+            out.insert(hit["_id"].as_str().context("no _id")?.to_owned());
+            Ok(())
+        })
+        .await?;
+        Ok(out)
     }
 
-    /// The `message` of every document in `pattern`, paging with
-    /// `search_after` on `event.id`.
+    /// The `message` of every document in `pattern`.
     pub(crate) async fn messages(&self, pattern: &str) -> anyhow::Result<Vec<String>> {
         let mut out = Vec::new();
+        self.each_hit(pattern, json!(["message"]), |hit| {
+            out.push(
+                hit["_source"]["message"]
+                    .as_str()
+                    .context("no message")?
+                    .to_owned(),
+            );
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Calls `each` for every document in `pattern` with the given
+    /// `_source` filter, paging with `search_after` on `event.id`.
+    async fn each_hit(
+        &self,
+        pattern: &str,
+        source: Value,
+        mut each: impl FnMut(&Value) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
         let mut after: Option<Value> = None;
         loop {
             let mut body = json!({
                 "size": 5000,
-                "_source": ["message"],
+                "_source": source,
                 "query": {"match_all": {}},
                 "sort": [{"event.id": "asc"}],
             });
@@ -376,15 +375,10 @@ impl Engine {
                 .await?;
             let hits = v["hits"]["hits"].as_array().context("no hits")?;
             if hits.is_empty() {
-                return Ok(out);
+                return Ok(());
             }
             for hit in hits {
-                out.push(
-                    hit["_source"]["message"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                );
+                each(hit)?;
             }
             after = hits.last().map(|h| h["sort"].clone());
         }
