@@ -1,9 +1,10 @@
 //! The collector's configuration file (YAML or TOML). Every field is
 //! documented here; this file is the reference.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::parse::multiline::{self, Rule, RuleName};
 use crate::parse::{DEFAULT_MAX_EVENT_BYTES, Format};
@@ -11,7 +12,7 @@ use crate::sink::KafkaSinkConfig;
 use crate::tail::TailConfig;
 
 /// The whole configuration of `kelp-collector run`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Node name written to `kubernetes.node.name` and `host.name`. Default:
@@ -33,10 +34,16 @@ pub struct Config {
     /// Delivery retries and in-flight bounds.
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    /// The `/metrics`, `/healthz` and `/readyz` endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// The collector's own log.
+    #[serde(default)]
+    pub log: LogConfig,
 }
 
 /// Parsing settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ParseConfig {
     /// Log format: `auto` (default: detected from each file's first line),
@@ -60,7 +67,7 @@ impl Default for ParseConfig {
 }
 
 /// How the format of a file is chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FormatChoice {
     /// Detected from the file's first line.
@@ -83,7 +90,7 @@ impl FormatChoice {
 }
 
 /// Multiline settings; applied after CRI and docker reassembly, per file and stream.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MultilineConfig {
     /// Rule: `none`, `java` (default: the most common stack traces in
@@ -145,7 +152,7 @@ impl MultilineConfig {
 }
 
 /// Checkpoint settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CheckpointConfig {
     /// The checkpoint file; keep it on a hostPath so it survives pod
@@ -167,7 +174,7 @@ impl Default for CheckpointConfig {
 }
 
 /// Where events go.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum SinkConfig {
     /// Kafka (production).
@@ -182,7 +189,7 @@ pub enum SinkConfig {
 }
 
 /// Delivery settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeliveryConfig {
     /// Most events sent and not yet acknowledged; at the limit reading
@@ -206,6 +213,55 @@ impl Default for DeliveryConfig {
             retry_base_ms: 100,
             retry_cap_ms: 30_000,
             shutdown_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// The operations endpoint: `/metrics`, `/healthz` and `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve the endpoint. Default true.
+    pub enabled: bool,
+    /// Address to listen on. Default `0.0.0.0:9101`: every interface, so
+    /// Prometheus and the kubelet's probes reach it. 9101 is next to
+    /// node_exporter's 9100, which shares the node's ports when both run
+    /// with `hostNetwork`; the shipper uses 9102. A port that cannot be
+    /// bound is logged and the collector runs on without the endpoint:
+    /// shipping logs matters more.
+    pub listen: SocketAddr,
+    /// `/healthz` answers 503 once the pipeline loop has not made a round
+    /// for this long, in milliseconds. Default 30000: a round takes at most
+    /// `tail.poll_interval_ms` plus a checkpoint save, and waiting on a full
+    /// Kafka queue still counts as rounds.
+    pub liveness_timeout_ms: u64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> MetricsConfig {
+        MetricsConfig {
+            enabled: true,
+            listen: SocketAddr::from(([0, 0, 0, 0], 9101)),
+            liveness_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// The collector's own log (stderr).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Which log lines are written, as `tracing` filter directives: `info`
+    /// (default), `warn`, or per module, e.g.
+    /// `info,kelp_collector::tail=debug`. The `RUST_LOG` environment
+    /// variable, when set, overrides it.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            filter: "info".to_owned(),
         }
     }
 }
@@ -284,6 +340,9 @@ impl Config {
             ));
         }
         if let SinkConfig::Kafka(kafka) = &self.sink {
+            kafka
+                .client_config()
+                .map_err(|error| ConfigError::Invalid(format!("sink: {error}")))?;
             // The record adds metadata around the message: keep room for it.
             let needed = self.parse.max_event_bytes as u64 + 64 * 1024;
             if kafka.message_max_bytes < needed {
@@ -298,6 +357,17 @@ impl Config {
                 "delivery.max_in_flight_events and delivery.retry_base_ms must be positive".into(),
             ));
         }
+        if self.metrics.liveness_timeout_ms < 1_000
+            || self.metrics.liveness_timeout_ms <= 2 * self.tail.poll_interval_ms
+        {
+            return Err(ConfigError::Invalid(format!(
+                "metrics.liveness_timeout_ms ({}) must be at least 1000 and more than twice tail.poll_interval_ms ({})",
+                self.metrics.liveness_timeout_ms, self.tail.poll_interval_ms
+            )));
+        }
+        tracing_subscriber::EnvFilter::builder()
+            .parse(&self.log.filter)
+            .map_err(|error| ConfigError::Invalid(format!("log.filter: {error}")))?;
         Ok(())
     }
 }
@@ -313,6 +383,15 @@ mod tests {
         assert!(matches!(config.sink, SinkConfig::Kafka(ref k) if k.topic == "kelp-logs"));
         assert_eq!(config.parse.multiline.rule, "java");
         assert_eq!(config.checkpoint.interval_ms, 1000);
+        assert_eq!(config.metrics, MetricsConfig::default());
+        assert_eq!(config.metrics.listen.to_string(), "0.0.0.0:9101");
+        assert_eq!(config.log, LogConfig::default());
+        // Every field is spelled out: the defaults give the same config.
+        let defaults = Config::from_yaml_str(
+            "sink: {kind: kafka, bootstrap_servers: \"kafka-0.kafka:9092,kafka-1.kafka:9092,kafka-2.kafka:9092\"}\n",
+        )
+        .unwrap();
+        assert_eq!(config, defaults);
     }
 
     #[test]
@@ -335,6 +414,26 @@ mod tests {
             (
                 "sink: {kind: stdout}\ndelivery: {max_in_flight_events: 0}\n",
                 "max_in_flight_events",
+            ),
+            (
+                "sink: {kind: stdout}\nlog: {filter: \"info,=x=y\"}\n",
+                "log.filter",
+            ),
+            (
+                "sink: {kind: stdout}\nmetrics: {liveness_timeout_ms: 400}\n",
+                "liveness_timeout_ms",
+            ),
+            (
+                "sink: {kind: stdout}\nmetrics: {listen: \"nowhere\"}\n",
+                "listen",
+            ),
+            (
+                "sink: {kind: stdout}\ntail: {include: [\"/var/log/[\"]}\n",
+                "include",
+            ),
+            (
+                "sink: {kind: kafka, bootstrap_servers: x, properties: {acks: \"1\"}}\n",
+                "acks",
             ),
         ];
         for (text, needle) in table {

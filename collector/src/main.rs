@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use kelp_collector::app::LogFilter;
 use kelp_collector::fingerprint::{FINGERPRINT_BYTES, fingerprint};
 use kelp_collector::parse::event::{EventBuilder, Source};
 use kelp_collector::parse::multiline::{self, Multiline, Rule, RuleName};
@@ -14,7 +15,9 @@ use kelp_collector::parse::path::parse_path;
 use kelp_collector::parse::reassemble::{Assembled, Reassembler};
 use kelp_collector::parse::{DEFAULT_MAX_EVENT_BYTES, Format, MalformedReason, detect, parse_line};
 use tracing::{debug, info, warn};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, reload};
 
 /// Tails the kubelet's container logs (CRI and docker json-file), joins
 /// partial and multiline events, adds pod metadata and ships each event to
@@ -42,6 +45,15 @@ enum Command {
     /// SIGTERM or SIGINT stops reading, waits up to
     /// `delivery.shutdown_timeout_ms` for acknowledgements, saves the
     /// checkpoints and exits 0.
+    ///
+    /// SIGHUP reads the config again without losing state: the tail,
+    /// multiline, delivery, checkpoint interval and log settings apply at
+    /// once; a change that needs a restart (e.g. the sink) is logged; an
+    /// invalid file is logged and the running config kept.
+    ///
+    /// `metrics.listen` (default 0.0.0.0:9101) serves /metrics
+    /// (Prometheus), /healthz (the pipeline loop runs) and /readyz (Kafka
+    /// reachable, checkpoints loaded).
     ///
     /// Examples:
     ///
@@ -147,7 +159,7 @@ enum FormatArg {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_tracing();
+    let log = init_tracing();
     match cli.command {
         Command::Parse(args) => quiet_broken_pipe(parse_files(&args)),
         Command::Run(args) => {
@@ -155,7 +167,7 @@ fn main() -> anyhow::Result<()> {
                 batch: args.batch,
                 reset_checkpoints: args.reset_checkpoints,
             };
-            kelp_collector::app::run(&args.config, options).with_context(|| {
+            kelp_collector::app::run(&args.config, options, &log).with_context(|| {
                 format!("kelp-collector run --config {}", args.config.display())
             })?;
             Ok(())
@@ -163,14 +175,27 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_writer(io::stderr)
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(io::stderr().is_terminal())
+/// Logs to stderr, filtered by `RUST_LOG` if set, else `info` until `run`
+/// applies the config's `log.filter` (and again on each SIGHUP).
+fn init_tracing() -> LogFilter {
+    let from_env = EnvFilter::try_from_default_env().ok();
+    let env_override = from_env.is_some();
+    let (filter, handle) = reload::Layer::new(from_env.unwrap_or_else(|| EnvFilter::new("info")));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(io::stderr)
+                .with_target(false)
+                .with_ansi(io::stderr().is_terminal()),
+        )
         .init();
+    LogFilter::new(env_override, move |directives| {
+        let filter = EnvFilter::builder()
+            .parse(directives)
+            .map_err(|error| error.to_string())?;
+        handle.reload(filter).map_err(|error| error.to_string())
+    })
 }
 
 /// A closed stdout (e.g. `| head`) ends the command quietly.

@@ -18,6 +18,15 @@
 //! multiline joiner in order, and their events come out in order. So each
 //! emitted event owns exactly the queued lines of its stream from its own
 //! offset up to the next event's offset (or the stream's pending offset).
+//!
+//! # Telemetry and reloads
+//!
+//! What happens is reported through [`crate::internal_events`] into the
+//! pipeline's [`Metrics`]; every round beats the [`Health`] heartbeat that
+//! `/healthz` reads. [`Pipeline::reconfigure`] applies reloaded settings
+//! between two rounds: in-flight events, queued lines and pending partial
+//! lines are kept; only multiline events pending under a rule that changes
+//! are sent early, as they are.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -27,13 +36,19 @@ use std::time::{Duration, Instant};
 use kelp_record::{Event, Flag, Stream};
 
 use crate::checkpoint::FileKey;
+use crate::health::Health;
+use crate::internal_events::{
+    CheckpointSaveFailed, CheckpointsSaved, ContainerLabels, DeliveryFailed, EventAcked,
+    EventTruncated, EventsSent, InFlight as InFlightGauge, LineDropped, Metrics, TailState,
+    UNDETECTED_FORMAT,
+};
 use crate::parse::event::{EventBuilder, Source};
 use crate::parse::multiline::{self, Multiline};
 use crate::parse::path::parse_path;
 use crate::parse::reassemble::{Assembled, Reassembler};
 use crate::parse::{Format, detect, parse_line};
 use crate::sink::{KeyChoice, Outgoing, Receipt, Refused, Sink};
-use crate::tail::{FileState, Line, TailEvents, Tailer};
+use crate::tail::{FileState, Line, TailConfig, TailError, TailEvents, Tailer};
 
 /// Settings of the pipeline that are not the tailer's or the sink's.
 #[derive(Debug, Clone)]
@@ -64,7 +79,8 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
 }
 
-/// Counters of what the pipeline did; the source of the collector's metrics.
+/// Counters of what the pipeline did in this run, for its summary and tests;
+/// the metrics ([`Metrics`]) count the same through the internal events.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Stats {
     /// Lines handed out by the tailer.
@@ -130,6 +146,8 @@ struct InFlight {
     key: Vec<u8>,
     payload: Vec<u8>,
     attempts: u32,
+    /// When it was last offered to the sink.
+    offered: Instant,
 }
 
 /// The collector pipeline; see the module docs.
@@ -146,8 +164,16 @@ pub struct Pipeline<S: Sink, E: TailEvents> {
     stats: Stats,
     scratch: Vec<Assembled>,
     receipts: Vec<Receipt>,
+    /// Events the sink refused with a full queue, in send order.
+    unsent: VecDeque<u64>,
     last_finished_check: Instant,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    last_gauges: Option<Instant>,
 }
+
+/// How often the gauges computed from the tailer's files are refreshed.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 
 fn stream_slot(stream: Stream) -> usize {
     match stream {
@@ -171,8 +197,55 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
             stats: Stats::default(),
             scratch: Vec::new(),
             receipts: Vec::new(),
+            unsent: VecDeque::new(),
             last_finished_check: Instant::now(),
+            metrics: Arc::new(Metrics::new()),
+            health: Arc::new(Health::new(Duration::from_secs(30))),
+            last_gauges: None,
         }
+    }
+
+    /// Reports into `metrics` (by default a registry of its own); share it
+    /// with the tailer's events and the server.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Beats `health`'s heartbeat every round (by default one of its own).
+    pub fn with_health(mut self, health: Arc<Health>) -> Self {
+        self.health = health;
+        self
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Applies reloaded settings and tail settings between two rounds. Lines
+    /// read, events in flight and retries are kept. New events use the new
+    /// settings; a file's multiline events pending under a rule that changes
+    /// are sent now, as they are, so each event is joined by one rule.
+    /// `node_name`, `format`, `max_event_bytes`, `topic`, `key` and
+    /// `checkpoint_path` apply to files opened afterwards at most; the
+    /// binary keeps them unchanged until a restart.
+    ///
+    /// # Errors
+    /// When the tail settings are invalid; then nothing changed.
+    pub fn reconfigure(&mut self, settings: Settings, tail: &TailConfig) -> Result<(), TailError> {
+        self.tailer.reconfigure(tail)?;
+        self.settings = settings;
+        let keys: Vec<FileKey> = self.files.keys().copied().collect();
+        for key in keys {
+            let mut events = Vec::new();
+            if let Some(pipe) = self.files.get_mut(&key) {
+                pipe.multiline
+                    .reconfigure(self.settings.multiline.clone(), &mut events);
+            }
+            self.emit(key, events);
+        }
+        Ok(())
     }
 
     /// What the pipeline did so far.
@@ -192,6 +265,21 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
     /// # Errors
     /// When the final checkpoint cannot be written.
     pub fn run(&mut self, mode: Mode, stop: &AtomicBool) -> Result<(), PipelineError> {
+        self.run_with(mode, stop, &AtomicBool::new(false), |_| {})
+    }
+
+    /// [`Pipeline::run`], calling `on_reload` between two rounds whenever
+    /// `reload` was set (SIGHUP); it may call [`Pipeline::reconfigure`].
+    ///
+    /// # Errors
+    /// When the final checkpoint cannot be written.
+    pub fn run_with(
+        &mut self,
+        mode: Mode,
+        stop: &AtomicBool,
+        reload: &AtomicBool,
+        mut on_reload: impl FnMut(&mut Self),
+    ) -> Result<(), PipelineError> {
         let mut last_save = Instant::now();
         let mut idle_polls = 0u32;
         loop {
@@ -199,6 +287,10 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
             if last_save.elapsed() >= self.settings.checkpoint_interval {
                 self.save_checkpoints();
                 last_save = Instant::now();
+            }
+            self.refresh_gauges_if_due();
+            if reload.swap(false, Ordering::Relaxed) {
+                on_reload(self);
             }
             if stop.load(Ordering::Relaxed) {
                 break;
@@ -218,16 +310,55 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
             }
         }
         self.drain(self.settings.shutdown_timeout);
-        self.tailer
-            .save_checkpoints(&self.settings.checkpoint_path)
-            .map_err(PipelineError::from)?;
-        Ok(())
+        self.refresh_gauges();
+        match self.tailer.save_checkpoints(&self.settings.checkpoint_path) {
+            Ok(written) => {
+                CheckpointsSaved { written }.emit(&self.metrics);
+                Ok(())
+            }
+            Err(error) => {
+                CheckpointSaveFailed {
+                    error: &error,
+                    last: true,
+                }
+                .emit(&self.metrics);
+                Err(PipelineError::from(error))
+            }
+        }
     }
 
-    /// One round: receipts, retries, reading, timers. Returns whether any line was read.
+    fn refresh_gauges_if_due(&mut self) {
+        if self
+            .last_gauges
+            .is_none_or(|at| at.elapsed() >= GAUGE_INTERVAL)
+        {
+            self.refresh_gauges();
+        }
+    }
+
+    /// Files tailed, events in flight, and unread bytes per container.
+    fn refresh_gauges(&mut self) {
+        self.last_gauges = Some(Instant::now());
+        let files = self.tailer.file_status_now();
+        let mut lag: HashMap<ContainerLabels, u64> = HashMap::new();
+        for file in &files {
+            *lag.entry(ContainerLabels::of_path(&file.path)).or_default() += file.lag_bytes;
+        }
+        TailState {
+            files: files.len(),
+            in_flight_events: self.in_flight.len(),
+            lag,
+        }
+        .emit(&self.metrics);
+    }
+
+    /// One round: receipts, retries, reading, timers. Returns whether it read
+    /// lines or was held back by the sink.
     fn step(&mut self) -> bool {
         let now_ms = self.now_ms();
-        let room = self.in_flight.len() < self.settings.max_in_flight_events;
+        self.offer_unsent();
+        let room =
+            self.unsent.is_empty() && self.in_flight.len() < self.settings.max_in_flight_events;
         let lines = if room {
             self.tailer.poll_lines(4 * 1024 * 1024)
         } else {
@@ -254,7 +385,8 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
             self.tailer.poll_interval()
         };
         self.collect_receipts(wait);
-        busy
+        // Held back by the sink counts as busy: batch mode must not take it for the end.
+        busy || !room
     }
 
     fn now_ms(&self) -> u64 {
@@ -262,9 +394,16 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
     }
 
     fn save_checkpoints(&mut self) {
-        if let Err(error) = self.tailer.save_checkpoints(&self.settings.checkpoint_path) {
-            self.stats.checkpoint_save_failures += 1;
-            tracing::error!(%error, "saving checkpoints failed; retrying at the next interval");
+        match self.tailer.save_checkpoints(&self.settings.checkpoint_path) {
+            Ok(written) => CheckpointsSaved { written }.emit(&self.metrics),
+            Err(error) => {
+                self.stats.checkpoint_save_failures += 1;
+                CheckpointSaveFailed {
+                    error: &error,
+                    last: false,
+                }
+                .emit(&self.metrics);
+            }
         }
     }
 
@@ -299,7 +438,7 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
                     format
                 }
                 None => {
-                    self.malformed(&line, "undetected_format");
+                    self.malformed(&line, UNDETECTED_FORMAT);
                     return;
                 }
             },
@@ -327,12 +466,12 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
 
     fn malformed(&mut self, line: &Line, reason: &'static str) {
         *self.stats.malformed.entry(reason).or_default() += 1;
-        tracing::warn!(
-            path = %line.path.display(),
-            offset = line.offset,
+        LineDropped {
             reason,
-            "dropping malformed line"
-        );
+            path: &line.path,
+            offset: line.offset,
+        }
+        .emit(&self.metrics);
         self.tailer.ack(&line.file, line.offset);
     }
 
@@ -477,6 +616,14 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
                 })
             });
             let offset = assembled.offset;
+            if assembled.flags.contains(&Flag::Truncated) {
+                EventTruncated {
+                    path: &pipe.path,
+                    offset,
+                    cause: "limit",
+                }
+                .emit(&self.metrics);
+            }
             let event: &Event = builder.build(assembled);
             let topic = self.settings.topic.replace("{namespace}", &pipe.namespace);
             let key_bytes = match self.settings.key {
@@ -492,11 +639,16 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
                 key: key_bytes,
                 payload: event.to_json(),
                 attempts: 0,
+                offered: Instant::now(),
             });
         }
         for start in continuation_acks {
             self.tailer.ack(&key, start);
         }
+        EventsSent {
+            count: outgoing.len() as u64,
+        }
+        .emit(&self.metrics);
         for event in outgoing {
             let token = self.next_token;
             self.next_token += 1;
@@ -508,35 +660,70 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
 
     /// Offers an in-flight event to the sink, waiting for room if the sink is full.
     fn send(&mut self, token: u64) {
-        loop {
-            let Some(event) = self.in_flight.get(&token) else {
-                return;
-            };
-            let offered = self.sink.offer(Outgoing {
-                token,
-                topic: &event.topic,
-                key: &event.key,
-                payload: &event.payload,
-            });
-            match offered {
-                Ok(()) => return,
-                Err(Refused::Full) => self.collect_receipts(Duration::from_millis(10)),
-                Err(Refused::Rejected(failure)) => {
-                    self.failed(token, failure.reason, &failure.detail);
-                    return;
+        // Keep the order: behind a full queue, everything waits its turn.
+        if !self.unsent.is_empty() {
+            self.unsent.push_back(token);
+            return;
+        }
+        if !self.offer(token) {
+            self.unsent.push_back(token);
+        }
+    }
+
+    /// Offers one event; returns false when the sink's queue is full.
+    fn offer(&mut self, token: u64) -> bool {
+        let Some(event) = self.in_flight.get(&token) else {
+            return true;
+        };
+        let offered = self.sink.offer(Outgoing {
+            token,
+            topic: &event.topic,
+            key: &event.key,
+            payload: &event.payload,
+        });
+        match offered {
+            Ok(()) => {
+                if let Some(event) = self.in_flight.get_mut(&token) {
+                    event.offered = Instant::now();
                 }
+                true
+            }
+            Err(Refused::Full) => false,
+            Err(Refused::Rejected(failure)) => {
+                self.failed(token, failure.reason, &failure.detail);
+                true
             }
         }
     }
 
+    /// Offers the events that found the sink's queue full, in order, until
+    /// it is full again. The main loop stays in charge meanwhile, so signals
+    /// and checkpoint saves are handled while Kafka is down.
+    fn offer_unsent(&mut self) {
+        while let Some(token) = self.unsent.front().copied() {
+            if !self.offer(token) {
+                return;
+            }
+            self.unsent.pop_front();
+        }
+    }
+
+    /// Collects receipts, waiting up to `wait` for the first. Every wait of
+    /// the pipeline goes through here, so here is the heartbeat.
     fn collect_receipts(&mut self, wait: Duration) {
+        self.health.beat();
         let mut receipts = std::mem::take(&mut self.receipts);
         self.sink.receipts(&mut receipts, wait);
+        let changed = !receipts.is_empty();
         for receipt in receipts.drain(..) {
             match receipt.result {
                 Ok(()) => {
                     if let Some(event) = self.in_flight.remove(&receipt.token) {
                         self.stats.events_acked += 1;
+                        EventAcked {
+                            delivery: event.offered.elapsed(),
+                        }
+                        .emit(&self.metrics);
                         self.tailer
                             .ack_through(&event.file, event.first, event.reach);
                     }
@@ -545,6 +732,12 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
             }
         }
         self.receipts = receipts;
+        if changed {
+            InFlightGauge {
+                events: self.in_flight.len(),
+            }
+            .emit(&self.metrics);
+        }
     }
 
     /// Schedules a re-send: no event is ever given up.
@@ -554,8 +747,13 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
             return;
         };
         event.attempts = event.attempts.saturating_add(1);
-        if reason == "message_too_large" {
-            shrink(event);
+        if reason == "message_too_large" && shrink(event) {
+            EventTruncated {
+                path: self.files.get(&event.file).map_or("", |pipe| &pipe.path),
+                offset: event.first,
+                cause: "broker",
+            }
+            .emit(&self.metrics);
         }
         let exponent = event.attempts.min(16);
         let delay = self
@@ -563,13 +761,13 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
             .retry_base
             .saturating_mul(1u32 << exponent.saturating_sub(1))
             .min(self.settings.retry_cap);
-        tracing::warn!(
+        DeliveryFailed {
             reason,
             detail,
-            attempts = event.attempts,
-            retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-            "delivery failed; will retry"
-        );
+            attempts: event.attempts,
+            retry_in: delay,
+        }
+        .emit(&self.metrics);
         self.retries.push_back((Instant::now() + delay, token));
     }
 
@@ -593,6 +791,7 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
     fn drain(&mut self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while !self.in_flight.is_empty() && Instant::now() < deadline {
+            self.offer_unsent();
             self.resend_due();
             self.collect_receipts(Duration::from_millis(50));
         }
@@ -606,21 +805,24 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
 }
 
 /// Halves an event's message that the broker refused as too large; the
-/// event is flagged truncated rather than dropped.
-fn shrink(event: &mut InFlight) {
+/// event is flagged truncated rather than dropped. Returns whether the flag
+/// is new.
+fn shrink(event: &mut InFlight) -> bool {
     let Ok(mut record) = Event::from_json(&event.payload) else {
-        return;
+        return false;
     };
     let mut cut = record.message.len() / 2;
     while !record.message.is_char_boundary(cut) {
         cut -= 1;
     }
     record.message.truncate(cut);
-    if !record.log.flags.contains(&Flag::Truncated) {
+    let newly = !record.log.flags.contains(&Flag::Truncated);
+    if newly {
         record.log.flags.push(Flag::Truncated);
         record.log.flags.sort_unstable();
     }
     event.payload = record.to_json();
+    newly
 }
 
 #[cfg(test)]

@@ -1,15 +1,84 @@
 //! `kelp`: the deployer CLI.
+//!
+//! Each subcommand lives in its own module under `cmd/` with its arguments
+//! and its `run`; the steps themselves are in the library (`kelp_deployer`).
 
-use clap::Parser;
+mod cmd;
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
 
 /// Stands up ZooKeeper, Kafka, Elasticsearch and Kibana on Kubernetes, each on
 /// Ceph RBD volumes, plus kelp-collector and kelp-shipper, in order, gating
 /// each step on the application's own health.
 #[derive(Debug, Parser)]
 #[command(name = "kelp", version, about, long_about)]
-struct Cli {}
+struct Cli {
+    /// Log filter for the progress lines on stderr, e.g. `info` or `debug`.
+    #[arg(long, default_value = "info", env = "KELP_LOG", global = true)]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    Ok(())
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Kibana dashboards for container logs.
+    #[command(subcommand)]
+    Dashboards(cmd::dashboards::DashboardsCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(error) = init_logging(&cli.log) {
+        // Logging is not up: stdout is the only channel left that is not stderr.
+        println!("kelp: {error:#}");
+        return ExitCode::FAILURE;
+    }
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime failed")?;
+    runtime.block_on(async {
+        match command {
+            Command::Dashboards(command) => cmd::dashboards::run(command).await,
+        }
+    })
+}
+
+fn init_logging(filter: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .with_context(|| format!("parsing the log filter {filter:?} failed"))?;
+    // Colours only for a person at a terminal, not in a collected log.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("initialising logging failed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 }

@@ -141,6 +141,20 @@ impl Rule {
     }
 }
 
+impl Rule {
+    /// Whether two rules join lines alike: the same built-in rule, or custom
+    /// rules with the same patterns.
+    pub fn same_as(&self, other: &Rule) -> bool {
+        match (self, other) {
+            (Rule::Custom(a), Rule::Custom(b)) => {
+                a.start.as_str() == b.start.as_str()
+                    && a.continuation.as_str() == b.continuation.as_str()
+            }
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        }
+    }
+}
+
 impl From<RuleName> for Rule {
     fn from(name: RuleName) -> Rule {
         match name {
@@ -279,6 +293,17 @@ impl Multiline {
             }
         }
         self.begin(now_ms, line, decision, out);
+    }
+
+    /// Takes new settings (a config reload). Under the same rule, pending
+    /// events go on under the new limits. Under another rule they are
+    /// emitted into `out` first, as they are: each event is joined by one
+    /// rule, and the new rule applies from the next line on.
+    pub fn reconfigure(&mut self, config: Config, out: &mut Vec<Assembled>) {
+        if !self.config.rule.same_as(&config.rule) {
+            self.flush(out);
+        }
+        self.config = config;
     }
 
     /// Emits the events whose stream has been silent for the flush timeout.

@@ -4,7 +4,7 @@
 //! the pipeline through a channel, so the pipeline never blocks on a future per
 //! event.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -15,12 +15,12 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseRecord, ProducerContext, ThreadedProducer};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::{DeliveryFailure, Outgoing, Receipt, Refused, Sink};
+use super::{DeliveryFailure, Outgoing, Receipt, Refused, Sink, SinkStatus};
 
 /// Settings of the Kafka producer.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSinkConfig {
     /// Comma-separated `host:port` list of brokers to bootstrap from.
@@ -52,12 +52,14 @@ pub struct KafkaSinkConfig {
     /// Extra librdkafka properties (e.g. `security.protocol`, `sasl.*`).
     /// `acks`, `enable.idempotence` and `message.timeout.ms` cannot be
     /// overridden: they carry the delivery guarantee.
+    /// `statistics.interval.ms` (default 5000) may be changed but not set
+    /// to 0: `/readyz` counts broker connections from the statistics.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
 }
 
 /// What the Kafka message key is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyChoice {
     /// The file identity (16 hex digits).
@@ -70,7 +72,7 @@ pub enum KeyChoice {
 }
 
 /// A Kafka compression codec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     /// LZ4: fast, moderate ratio.
@@ -105,12 +107,21 @@ const GUARANTEED: [(&str, &str); 4] = [
     ("max.in.flight.requests.per.connection", "5"),
 ];
 
+/// How often librdkafka reports statistics, which `/readyz` reads broker
+/// connections from; as the shipper's, for its lag.
+const STATISTICS_INTERVAL_MS: &str = "5000";
+
 /// Why the Kafka sink could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaSinkError {
     /// A property that carries the delivery guarantee was set in `properties`.
     #[error("creating kafka producer failed: property {0:?} cannot be overridden")]
     Guarded(String),
+    /// `statistics.interval.ms` was set to 0, which would leave `/readyz` blind.
+    #[error(
+        "creating kafka producer failed: statistics.interval.ms must be positive (it feeds /readyz)"
+    )]
+    StatisticsOff,
     /// librdkafka refused the configuration.
     #[error("creating kafka producer failed: {0}")]
     Create(#[from] KafkaError),
@@ -138,10 +149,14 @@ impl KafkaSinkConfig {
             )
             .set("queue.buffering.max.messages", "1000000")
             .set("linger.ms", self.linger_ms.to_string())
-            .set("message.max.bytes", self.message_max_bytes.to_string());
+            .set("message.max.bytes", self.message_max_bytes.to_string())
+            .set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
         for (key, value) in &self.properties {
             if GUARANTEED.iter().any(|(guarded, _)| guarded == key) {
                 return Err(KafkaSinkError::Guarded(key.clone()));
+            }
+            if key == "statistics.interval.ms" && value.trim() == "0" {
+                return Err(KafkaSinkError::StatisticsOff);
             }
             config.set(key, value);
         }
@@ -152,17 +167,57 @@ impl KafkaSinkConfig {
     }
 }
 
-/// Routes delivery reports from librdkafka's thread to the pipeline.
+/// Routes delivery reports from librdkafka's thread to the pipeline, and
+/// broker connection states to `/readyz`.
 struct Reports {
     tx: mpsc::Sender<Receipt>,
     in_flight: Arc<AtomicUsize>,
+    status: SinkStatus,
+}
+
+/// The part of librdkafka's statistics JSON that readiness needs.
+#[derive(Debug, Deserialize)]
+struct Statistics {
+    #[serde(default)]
+    brokers: HashMap<String, BrokerStatistics>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BrokerStatistics {
+    state: String,
+    /// `configured` (bootstrap), `learned`, `internal` or `logical`.
+    source: String,
+}
+
+/// Broker connections up in a statistics report; the internal and logical
+/// pseudo-brokers are not connections.
+fn brokers_up(statistics: &[u8]) -> Option<usize> {
+    let statistics: Statistics = serde_json::from_slice(statistics).ok()?;
+    Some(
+        statistics
+            .brokers
+            .values()
+            .filter(|b| b.state == "UP" && (b.source == "learned" || b.source == "configured"))
+            .count(),
+    )
 }
 
 impl ClientContext for Reports {
     fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            // Not ready at once; the next statistics say when one is back.
+            self.status.set_brokers_up(0);
+        }
         // Broker-down and similar errors are transient: librdkafka retries
         // forever (message.timeout.ms=0), so this is a warning, not data loss.
         tracing::warn!(%error, reason, "kafka client error");
+    }
+
+    fn stats_raw(&self, statistics: &[u8]) {
+        match brokers_up(statistics) {
+            Some(up) => self.status.set_brokers_up(up),
+            None => tracing::debug!("parsing librdkafka statistics failed"),
+        }
     }
 }
 
@@ -204,6 +259,7 @@ pub struct KafkaSink {
     producer: ThreadedProducer<Reports>,
     rx: mpsc::Receiver<Receipt>,
     in_flight: Arc<AtomicUsize>,
+    status: SinkStatus,
 }
 
 impl std::fmt::Debug for KafkaSink {
@@ -222,14 +278,17 @@ impl KafkaSink {
     pub fn new(config: &KafkaSinkConfig) -> Result<KafkaSink, KafkaSinkError> {
         let (tx, rx) = mpsc::channel();
         let in_flight = Arc::new(AtomicUsize::new(0));
+        let status = SinkStatus::kafka();
         let producer = config.client_config()?.create_with_context(Reports {
             tx,
             in_flight: Arc::clone(&in_flight),
+            status: status.clone(),
         })?;
         Ok(KafkaSink {
             producer,
             rx,
             in_flight,
+            status,
         })
     }
 }
@@ -269,6 +328,10 @@ impl Sink for KafkaSink {
     fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
     }
+
+    fn status(&self) -> SinkStatus {
+        self.status.clone()
+    }
 }
 
 #[cfg(test)]
@@ -306,5 +369,27 @@ mod tests {
         assert_eq!(ok.get("message.timeout.ms"), Some("0"));
         assert_eq!(ok.get("client.id"), Some("node-1"));
         assert_eq!(ok.get("queue.buffering.max.kbytes"), Some("16384"));
+        assert_eq!(ok.get("statistics.interval.ms"), Some("5000"));
+        let tuned = config(&[("statistics.interval.ms", "1000")])
+            .client_config()
+            .unwrap();
+        assert_eq!(tuned.get("statistics.interval.ms"), Some("1000"));
+        assert!(matches!(
+            config(&[("statistics.interval.ms", "0")]).client_config(),
+            Err(KafkaSinkError::StatisticsOff)
+        ));
+    }
+
+    #[test]
+    fn brokers_up_counts_real_connections_only() {
+        let statistics = br#"{"name":"rdkafka#producer-1","brokers":{
+            "127.0.0.1:9092/bootstrap":{"state":"UP","source":"configured","nodeid":-1},
+            "127.0.0.1:9092/1":{"state":"UP","source":"learned","nodeid":1},
+            "127.0.0.1:9093/2":{"state":"CONNECT","source":"learned","nodeid":2},
+            ":0/internal":{"state":"UP","source":"internal","nodeid":-1},
+            "GroupCoordinator":{"state":"UP","source":"logical","nodeid":-1}}}"#;
+        assert_eq!(brokers_up(statistics), Some(2));
+        assert_eq!(brokers_up(br#"{"brokers":{}}"#), Some(0));
+        assert_eq!(brokers_up(b"not json"), None);
     }
 }

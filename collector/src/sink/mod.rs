@@ -13,6 +13,8 @@ mod kafka;
 pub use self::debug::{FileSink, StdoutSink};
 pub use self::kafka::{Compression, KafkaSink, KafkaSinkConfig, KafkaSinkError, KeyChoice};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// One encoded event offered to a sink.
@@ -65,4 +67,53 @@ pub trait Sink: Send {
 
     /// Events offered whose receipts have not been collected yet.
     fn in_flight(&self) -> usize;
+
+    /// Whether the sink can deliver, readable from another thread (`/readyz`).
+    fn status(&self) -> SinkStatus {
+        SinkStatus::always_ready()
+    }
+}
+
+/// A sink's reachability, shared with the thread serving `/readyz`.
+#[derive(Debug, Clone)]
+pub struct SinkStatus {
+    /// Kafka brokers with a connection up; `None` for sinks without a
+    /// remote end (always ready).
+    brokers_up: Option<Arc<AtomicUsize>>,
+}
+
+impl SinkStatus {
+    /// A local sink: always ready.
+    pub fn always_ready() -> SinkStatus {
+        SinkStatus { brokers_up: None }
+    }
+
+    /// A Kafka sink with no broker connection yet.
+    pub fn kafka() -> SinkStatus {
+        SinkStatus {
+            brokers_up: Some(Arc::new(AtomicUsize::new(0))),
+        }
+    }
+
+    /// Records how many brokers the producer is connected to (no-op for local sinks).
+    pub fn set_brokers_up(&self, count: usize) {
+        if let Some(up) = &self.brokers_up {
+            up.store(count, Ordering::Relaxed);
+        }
+    }
+
+    /// Kafka brokers with a connection up; `None` for local sinks.
+    pub fn brokers_up(&self) -> Option<usize> {
+        self.brokers_up
+            .as_ref()
+            .map(|up| up.load(Ordering::Relaxed))
+    }
+
+    /// `Ok` when the sink can deliver, else why not.
+    pub fn check(&self) -> Result<(), String> {
+        match self.brokers_up() {
+            Some(0) => Err("no kafka broker connection up".to_owned()),
+            _ => Ok(()),
+        }
+    }
 }

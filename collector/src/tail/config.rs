@@ -109,7 +109,23 @@ impl TailConfig {
                 return Err(format!("tail.{name} must be at least 1"));
             }
         }
+        super::discover::Discovery::new(&self.include, &self.exclude)
+            .map_err(|error| error.to_string())?;
         Ok(())
+    }
+
+    /// The settings a running tailer takes from a reloaded config `file`:
+    /// all of them except three that keep their running values until a
+    /// restart. `max_line_bytes` and `read_chunk_bytes` shape the line being
+    /// read (a long line may be half skipped), and `read_from` applies only
+    /// to the first scan.
+    pub fn reloaded(&self, file: &TailConfig) -> TailConfig {
+        TailConfig {
+            max_line_bytes: self.max_line_bytes,
+            read_chunk_bytes: self.read_chunk_bytes,
+            read_from: self.read_from,
+            ..file.clone()
+        }
     }
 }
 
@@ -137,12 +153,32 @@ mod tests {
             (|c| c.max_read_bytes_per_file = 0, false),
             (|c| c.max_in_flight_lines_per_file = 0, false),
             (|c| c.exclude.clear(), true),
+            (|c| c.include = vec!["/var/log/[".to_owned()], false),
         ];
         for (i, (change, ok)) in cases.into_iter().enumerate() {
             let mut c = TailConfig::default();
             change(&mut c);
             assert_eq!(c.validate().is_ok(), ok, "case {i}");
         }
+    }
+
+    #[test]
+    fn reloaded_keeps_the_fields_that_shape_reading() {
+        let running = TailConfig::default();
+        let file = TailConfig {
+            include: vec!["/other/*.log".to_owned()],
+            poll_interval_ms: 10,
+            max_line_bytes: 1,
+            read_chunk_bytes: 1,
+            read_from: ReadFrom::End,
+            ..TailConfig::default()
+        };
+        let applied = running.reloaded(&file);
+        assert_eq!(applied.include, file.include);
+        assert_eq!(applied.poll_interval_ms, 10);
+        assert_eq!(applied.max_line_bytes, running.max_line_bytes);
+        assert_eq!(applied.read_chunk_bytes, running.read_chunk_bytes);
+        assert_eq!(applied.read_from, ReadFrom::Beginning);
     }
 
     #[test]

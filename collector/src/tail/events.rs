@@ -1,10 +1,9 @@
 //! What the tailer reports: one method per event, for counters and logs.
 //!
 //! The tailer calls these; an implementation turns them into metrics (the
-//! Prometheus one is wired elsewhere). [`NoopEvents`] ignores them,
-//! [`CountingEvents`] counts them (for tests, and as a model for the metrics
-//! implementation). Per-file lag is not an event: read it from
-//! [`crate::tail::Tailer::file_status`].
+//! binary's is [`crate::internal_events::MetricsTailEvents`]). [`NoopEvents`]
+//! ignores them, [`CountingEvents`] counts them (for tests). Per-file lag is
+//! not an event: read it from [`crate::tail::Tailer::file_status_now`].
 
 use std::io;
 use std::path::Path;

@@ -228,6 +228,26 @@ impl<E: TailEvents> Tailer<E> {
         &self.config
     }
 
+    /// Applies reloaded settings (see [`TailConfig::reloaded`] for the three
+    /// that keep their values). Nothing tailed is lost: with new globs the
+    /// next poll scans again, and a file no longer matched is drained and
+    /// released as if it had been moved away, while a newly matched one
+    /// starts at its checkpoint or its beginning (`read_from: end` applies
+    /// to the first scan only). Returns the settings now in force.
+    ///
+    /// # Errors
+    /// When the settings are invalid; then nothing changed.
+    pub fn reconfigure(&mut self, file: &TailConfig) -> Result<&TailConfig, TailError> {
+        let config = self.config.reloaded(file);
+        config.validate().map_err(TailError::Config)?;
+        if config.include != self.config.include || config.exclude != self.config.exclude {
+            self.discovery = Discovery::new(&config.include, &config.exclude)?;
+            self.rescan();
+        }
+        self.config = config;
+        Ok(&self.config)
+    }
+
     /// The event receiver.
     pub fn events(&self) -> &E {
         &self.events
@@ -352,17 +372,34 @@ impl<E: TailEvents> Tailer<E> {
     pub fn file_status(&self) -> Vec<FileStatus> {
         self.files
             .iter()
-            .map(|f| FileStatus {
-                path: f.path.clone(),
-                file: f.key,
-                state: f.state(),
-                size: f.size,
-                read_offset: f.pos.offset,
-                checkpoint_offset: f.key.and_then(|k| self.acks.checkpoint_offset(&k)),
-                lag_bytes: f.size.saturating_sub(f.pos.offset),
-                in_flight: f.key.map_or(0, |k| self.acks.in_flight(&k)),
+            .map(|f| self.status_of(f, f.size))
+            .collect()
+    }
+
+    /// [`Tailer::file_status`] with each size read now (one `fstat` per
+    /// file) rather than at the last poll: while the driver does not poll
+    /// (backpressure), the lag keeps growing with the files.
+    pub fn file_status_now(&self) -> Vec<FileStatus> {
+        self.files
+            .iter()
+            .map(|f| {
+                let size = f.file.metadata().map_or(f.size, |m| m.len());
+                self.status_of(f, size)
             })
             .collect()
+    }
+
+    fn status_of(&self, f: &TailedFile, size: u64) -> FileStatus {
+        FileStatus {
+            path: f.path.clone(),
+            file: f.key,
+            state: f.state(),
+            size,
+            read_offset: f.pos.offset,
+            checkpoint_offset: f.key.and_then(|k| self.acks.checkpoint_offset(&k)),
+            lag_bytes: size.saturating_sub(f.pos.offset),
+            in_flight: f.key.map_or(0, |k| self.acks.in_flight(&k)),
+        }
     }
 
     fn sync_checkpoints(&mut self, now_ms: u64) {
@@ -405,7 +442,13 @@ impl<E: TailEvents> Tailer<E> {
                     }
                 }
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => self.events.file_vanished(&path),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    // A tailed file deleted since the listing is still held
+                    // open and drained: only an untailed one may lose lines.
+                    if !self.files.iter().any(|f| *f.path == *path) {
+                        self.events.file_vanished(&path);
+                    }
+                }
                 Err(e) => self.events.io_error(&path, &e),
             }
         }

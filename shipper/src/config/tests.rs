@@ -93,6 +93,8 @@ fn example_config_parses() {
         insecure_skip_verify: false,
     };
     want.template.replicas = Some(1);
+    // The example uses the collector's default topic.
+    want.kafka.topics = vec!["kelp-logs".into()];
     assert_eq!(config, want);
     assert_eq!(
         config.kafka.property_strings(),

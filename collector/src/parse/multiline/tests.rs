@@ -691,3 +691,49 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn reconfigure_to_another_rule_emits_pending_events_then_applies_the_new_rule() {
+    let input = lines(
+        "Exception in thread \"main\" java.lang.Error: x\n\tat a.B.c(B.java:1)\n\tat a.B.d(B.java:2)\n\tat a.B.e(B.java:3)",
+    );
+    let mut multiline = Multiline::new(Config::new(Rule::Java));
+    let mut out = Vec::new();
+    let mut input = input.into_iter();
+    for line in input.by_ref().take(2) {
+        multiline.push(0, line, &mut out);
+    }
+    assert!(out.is_empty(), "the trace is pending");
+
+    // Same rule, other limits: the pending event goes on.
+    let mut limits = Config::new(Rule::Java);
+    limits.max_lines = 100;
+    multiline.reconfigure(limits, &mut out);
+    assert!(out.is_empty());
+    assert!(multiline.pending_offset().is_some());
+
+    // Another rule: the pending event is emitted as it is.
+    multiline.reconfigure(Config::new(Rule::None), &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        String::from_utf8(out[0].content.clone()).unwrap(),
+        "Exception in thread \"main\" java.lang.Error: x\n\tat a.B.c(B.java:1)"
+    );
+    assert_eq!(multiline.pending_offset(), None);
+    out.clear();
+    for line in input {
+        multiline.push(0, line, &mut out);
+    }
+    multiline.flush(&mut out);
+    assert_eq!(out.len(), 2, "rule none: one event per line");
+}
+
+#[test]
+fn same_as_compares_rules_and_custom_patterns() {
+    assert!(Rule::Java.same_as(&Rule::Java));
+    assert!(!Rule::Java.same_as(&Rule::Go));
+    let custom = |start, cont| Rule::custom(start, cont).unwrap();
+    assert!(custom("^a", "^b").same_as(&custom("^a", "^b")));
+    assert!(!custom("^a", "^b").same_as(&custom("^a", "^c")));
+    assert!(!custom("^a", "^b").same_as(&Rule::None));
+}

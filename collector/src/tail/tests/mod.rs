@@ -179,6 +179,79 @@ fn tail_invalid_utf8_passes_through_untouched() {
 }
 
 #[test]
+fn tail_reconfigured_globs_drain_the_dropped_files_and_pick_up_new_ones() {
+    let node = Node::new();
+    let a = node.live(0);
+    let b = node.live(1);
+    fs::write(&a, numbered("a", 3)).unwrap();
+    fs::write(&b, numbered("b", 3)).unwrap();
+    let only_a = TailConfig {
+        include: vec![a.display().to_string()],
+        ..node.config()
+    };
+    let (mut t, events) = node.tailer(only_a);
+    let first = drain(&mut t, 1 << 20);
+    assert_exact(&first, &numbered("a", 3));
+
+    // Narrow to b: a is no longer matched, so it is drained and released
+    // once acknowledged; b is found at the next poll.
+    append(&a, &numbered("a-more", 2));
+    let only_b = TailConfig {
+        include: vec![b.display().to_string()],
+        max_line_bytes: 7,
+        ..node.config()
+    };
+    let applied = t.reconfigure(&only_b).unwrap();
+    assert_eq!(applied.include, only_b.include);
+    assert_eq!(
+        applied.max_line_bytes,
+        TailConfig::default().max_line_bytes,
+        "max_line_bytes keeps its running value"
+    );
+    let second = drain(&mut t, 1 << 20);
+    let (from_a, from_b): (Vec<Line>, Vec<Line>) =
+        second.into_iter().partition(|l| l.bytes.starts_with(b"a"));
+    assert_eq!(texts(&from_a), texts_of(&numbered("a-more", 2)));
+    assert_eq!(texts(&from_b), texts_of(&numbered("b", 3)));
+    assert_eq!(events.snapshot().files_gone, 1);
+    ack_all(&mut t, &first);
+    ack_all(&mut t, &from_a);
+    assert!(t.poll_lines(1 << 20).is_empty());
+    assert_eq!(events.snapshot().files_released, 1);
+    assert_eq!(t.file_status().len(), 1);
+
+    // An invalid change leaves everything as it was.
+    let bad = TailConfig {
+        include: vec!["/var/log/[".to_owned()],
+        ..node.config()
+    };
+    assert!(t.reconfigure(&bad).is_err());
+    assert_eq!(t.config().include, only_b.include);
+}
+
+#[test]
+fn tail_file_status_now_sees_growth_without_a_poll() {
+    let node = Node::new();
+    let live = node.live(0);
+    fs::write(&live, numbered("x", 2)).unwrap();
+    let (mut t, _) = node.tailer(node.config());
+    drain(&mut t, 1 << 20);
+    append(&live, b"12345\n");
+    assert_eq!(t.file_status()[0].lag_bytes, 0, "as of the last poll");
+    let now = &t.file_status_now()[0];
+    assert_eq!(now.lag_bytes, 6);
+    assert_eq!(now.size, fs::metadata(&live).unwrap().len());
+}
+
+fn texts_of(content: &[u8]) -> Vec<Vec<u8>> {
+    content
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+#[test]
 fn tail_rename_rotation_with_unread_data_loses_nothing() {
     let node = Node::new();
     let live = node.live(0);

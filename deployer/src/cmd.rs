@@ -1,0 +1,3 @@
+//! `kelp`'s subcommands, one module each.
+
+pub(crate) mod dashboards;

@@ -1,0 +1,5 @@
+//! The deployer's steps as a library, so that `kelp`'s subcommands share
+//! them: `kelp dashboards import` runs [`kibana::import_dashboards`] alone,
+//! and `kelp apply` runs it once Kibana is up.
+
+pub mod kibana;
