@@ -383,7 +383,8 @@ async fn fault_collector_waits_out_a_kafka_outage() -> anyhow::Result<()> {
     );
     let dir = tempfile::tempdir()?;
     let topic = kelp_tests::unique("collector-outage");
-    let config = write_config(dir.path(), &bootstrap, &topic, "")?;
+    // A small producer queue fills during the outage: reading must pause, not drop.
+    let config = write_config(dir.path(), &bootstrap, &topic, "  queue_max_bytes: 65536\n")?;
     let lines = 3_000;
 
     let mut child = collector(&config, false)?;
