@@ -1,5 +1,8 @@
 //! The deployer's steps as a library, so that `kelp`'s subcommands share
 //! them: `kelp dashboards import` runs [`kibana::import_dashboards`] alone,
-//! and `kelp apply` runs it once Kibana is up.
+//! and `kelp apply` runs it once Kibana is up. [`stack`] reads the stack
+//! file and [`manifests`] turns it into Kubernetes objects (`kelp render`).
 
 pub mod kibana;
+pub mod manifests;
+pub mod stack;

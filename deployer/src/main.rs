@@ -25,6 +25,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Print a stack file with every field at its default, commented.
+    ///
+    /// Start from it: `kelp init > stack.yaml`, edit, then `kelp render
+    /// --stack stack.yaml`. docs/DEPLOYER.md describes every field.
+    Init(cmd::init::InitArgs),
+    /// Print every Kubernetes object of the stack as YAML, in rollout order.
+    ///
+    /// Namespace, storage, service accounts, RBAC and configuration first,
+    /// then ZooKeeper, Kafka (and its topic job), Elasticsearch, Kibana, the
+    /// shipper and the collector. For `kubectl apply --server-side -f -` or
+    /// a GitOps repository; talks to no cluster.
+    Render(cmd::render::RenderArgs),
     /// Kibana dashboards for container logs.
     #[command(subcommand)]
     Dashboards(cmd::dashboards::DashboardsCommand),
@@ -47,15 +59,17 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Command) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime failed")?;
-    runtime.block_on(async {
-        match command {
-            Command::Dashboards(command) => cmd::dashboards::run(command).await,
+    match command {
+        Command::Init(args) => cmd::init::run(&args),
+        Command::Render(args) => cmd::render::run(&args),
+        Command::Dashboards(command) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime failed")?;
+            runtime.block_on(cmd::dashboards::run(command))
         }
-    })
+    }
 }
 
 fn init_logging(filter: &str) -> anyhow::Result<()> {
