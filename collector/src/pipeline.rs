@@ -128,8 +128,9 @@ struct FilePipe {
     format: Option<Format>,
     builder: Option<EventBuilder>,
     path: String,
-    namespace: String,
-    pod_uid: String,
+    /// The file's topic and message key, rendered once: they depend only on the path.
+    topic: Arc<str>,
+    key: Arc<[u8]>,
     reassembler: Reassembler,
     multiline: Multiline,
     /// Lines per stream not yet owned by an emitted event.
@@ -143,7 +144,7 @@ struct InFlight {
     first: u64,
     reach: u64,
     topic: Arc<str>,
-    key: Vec<u8>,
+    key: Arc<[u8]>,
     payload: Vec<u8>,
     attempts: u32,
     /// When it was last offered to the sink.
@@ -414,16 +415,26 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
             std::collections::hash_map::Entry::Vacant(entry) => {
                 let path = line.path.to_string_lossy().into_owned();
                 let meta = parse_path(&path);
-                let (namespace, pod_uid) = meta.as_ref().map_or_else(
-                    || (String::new(), String::new()),
-                    |m| (m.namespace.clone(), m.pod_uid.clone().unwrap_or_default()),
-                );
+                let (namespace, pod_uid) = meta.as_ref().map_or(("", ""), |m| {
+                    (
+                        m.namespace.as_str(),
+                        m.pod_uid.as_deref().unwrap_or_default(),
+                    )
+                });
+                let topic = Arc::from(self.settings.topic.replace("{namespace}", namespace));
+                let key: Arc<[u8]> = match self.settings.key {
+                    KeyChoice::File => format!("{:016x}", line.file.fingerprint)
+                        .into_bytes()
+                        .into(),
+                    KeyChoice::Pod => pod_uid.as_bytes().into(),
+                    KeyChoice::None => Arc::from(&[][..]),
+                };
                 entry.insert(FilePipe {
                     format: self.settings.format,
                     builder: None,
                     path,
-                    namespace,
-                    pod_uid,
+                    topic,
+                    key,
                     reassembler: Reassembler::new(self.settings.max_event_bytes),
                     multiline: Multiline::new(self.settings.multiline.clone()),
                     queued: [VecDeque::new(), VecDeque::new()],
@@ -625,18 +636,12 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
                 .emit(&self.metrics);
             }
             let event: &Event = builder.build(assembled);
-            let topic = self.settings.topic.replace("{namespace}", &pipe.namespace);
-            let key_bytes = match self.settings.key {
-                KeyChoice::File => format!("{:016x}", key.fingerprint).into_bytes(),
-                KeyChoice::Pod => pipe.pod_uid.clone().into_bytes(),
-                KeyChoice::None => Vec::new(),
-            };
             outgoing.push(InFlight {
                 file: key,
                 first: offset,
                 reach: reach.max(offset + 1),
-                topic: Arc::from(topic),
-                key: key_bytes,
+                topic: Arc::clone(&pipe.topic),
+                key: Arc::clone(&pipe.key),
                 payload: event.to_json(),
                 attempts: 0,
                 offered: Instant::now(),
