@@ -137,6 +137,19 @@ struct FilePipe {
     queued: [VecDeque<Queued>; 2],
 }
 
+impl FilePipe {
+    /// Emits every open event: unfinished split lines (through the multiline
+    /// joiner, so they keep its order) and the pending multiline events.
+    fn flush(&mut self, now_ms: u64, events: &mut Vec<Assembled>) {
+        let mut partials = Vec::new();
+        self.reassembler.flush(&mut partials);
+        for assembled in partials {
+            self.multiline.push(now_ms, assembled, events);
+        }
+        self.multiline.flush(events);
+    }
+}
+
 /// An event sent and not yet acknowledged.
 #[derive(Debug)]
 struct InFlight {
@@ -537,13 +550,8 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
                 {
                     continue;
                 }
-                let mut partials = Vec::new();
-                pipe.reassembler.flush(&mut partials);
                 let now_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                for assembled in partials {
-                    pipe.multiline.push(now_ms, assembled, &mut events);
-                }
-                pipe.multiline.flush(&mut events);
+                pipe.flush(now_ms, &mut events);
             }
             self.emit(key, events);
         }
@@ -559,12 +567,7 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
         for key in keys {
             let mut events = Vec::new();
             if let Some(pipe) = self.files.get_mut(&key) {
-                let mut partials = Vec::new();
-                pipe.reassembler.flush(&mut partials);
-                for assembled in partials {
-                    pipe.multiline.push(now_ms, assembled, &mut events);
-                }
-                pipe.multiline.flush(&mut events);
+                pipe.flush(now_ms, &mut events);
             }
             self.emit(key, events);
         }
