@@ -39,7 +39,8 @@ mod view;
 
 pub use self::view::RecordView;
 
-/// The shipper's time for `event.ingested`, formatted once per batch.
+/// The shipper's time for `event.ingested`: when the event entered a bulk
+/// request body, formatted once per millisecond by the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ingested {
     text: String,
@@ -139,6 +140,9 @@ pub struct BatchItem {
     document: Range<usize>,
     /// Byte range of the index name inside the action line.
     index: Range<usize>,
+    /// The event's `@timestamp` in milliseconds since the Unix epoch, for the
+    /// delay metric once the search engine has the document.
+    pub timestamp_unix_millis: Option<i64>,
 }
 
 impl BatchItem {
@@ -154,6 +158,7 @@ impl BatchItem {
             action: shift(&self.action),
             document: shift(&self.document),
             index: shift(&self.index),
+            timestamp_unix_millis: self.timestamp_unix_millis,
         }
     }
 }
@@ -238,6 +243,7 @@ impl BulkBatch {
             action: start..doc_start,
             document: doc_start..self.body.len(),
             index,
+            timestamp_unix_millis: view.timestamp_unix_millis(),
         });
         Ok(())
     }

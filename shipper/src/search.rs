@@ -512,6 +512,9 @@ pub(crate) fn describe(backend: &Backend) -> String {
 }
 
 #[cfg(test)]
+mod lifecycle_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
