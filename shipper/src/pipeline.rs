@@ -519,13 +519,13 @@ impl Shared {
         let bytes = job.batch.body().len();
         let mut work = vec![(job.batch, 0u32)];
         while let Some((batch, attempt)) = work.pop() {
-            let batch = self.current_items(batch, &job.generations);
+            let mut batch = self.current_items(batch, &job.generations);
             if batch.is_empty() || self.fatal.get().is_some() {
                 continue;
             }
             let started = Instant::now();
             let sent = batch.len();
-            let (outcome, label) = match self.client.bulk(batch.body().to_vec()).await {
+            let (outcome, label) = match self.client.bulk(batch.seal()).await {
                 Ok(answer) => {
                     self.readiness
                         .engine
