@@ -103,6 +103,8 @@ async fn accept_loop(listener: TcpListener, pods: Api<Pod>, pod: String, port: u
                 }
                 Err(e) => {
                     tracing::warn!(pod, port, "accepting a port-forward connection failed: {e}");
+                    // E.g. out of file descriptors: do not spin.
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
             },
             // Reap finished connections so the set does not grow.

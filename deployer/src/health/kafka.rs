@@ -223,17 +223,23 @@ impl Gate for KafkaCluster {
     fn check(&self) -> GateFuture<'_> {
         Box::pin(async move {
             let bootstrap = self.bootstrap.clone();
-            let fetched =
-                tokio::task::spawn_blocking(move || fetch(&bootstrap, CHECK_TIMEOUT)).await;
-            match fetched {
-                Ok(Ok(facts)) => evaluate(
+            let fetch = tokio::task::spawn_blocking(move || fetch(&bootstrap, CHECK_TIMEOUT));
+            // librdkafka bounds the fetch; this bounds creating and closing
+            // the client too (a stuck one is left to finish in the background).
+            match tokio::time::timeout(2 * CHECK_TIMEOUT, fetch).await {
+                Ok(Ok(Ok(facts))) => evaluate(
                     &facts,
                     self.expected_brokers,
                     &self.topics,
                     self.min_insync_replicas,
                 ),
-                Ok(Err(why)) => GateStatus::NotYet(why),
-                Err(e) => GateStatus::NotYet(format!("fetching kafka metadata failed: {e}")),
+                Ok(Ok(Err(why))) => GateStatus::NotYet(why),
+                Ok(Err(e)) => GateStatus::NotYet(format!("fetching kafka metadata failed: {e}")),
+                Err(_) => GateStatus::NotYet(format!(
+                    "fetching kafka metadata from {} did not finish within {} s",
+                    self.bootstrap,
+                    (2 * CHECK_TIMEOUT).as_secs()
+                )),
             }
         })
     }
