@@ -421,6 +421,9 @@ pub async fn install_index_template_with_ca(
 }
 
 #[cfg(test)]
+mod engine_tests;
+
+#[cfg(test)]
 mod tests {
     use serde_json::json;
 
