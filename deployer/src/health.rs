@@ -196,16 +196,30 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     out
 }
 
+/// How the search and Kibana gates and the template install reach HTTPS
+/// servers of the cluster from outside it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpOptions {
+    /// PEM CA certificates to trust besides the built-in roots, e.g. the
+    /// stack's `elasticsearch-certs` `ca.crt` (Elasticsearch 8 with TLS).
+    pub ca_certificates_pem: Option<Vec<u8>>,
+    /// Host names to connect to another address, e.g.
+    /// `elasticsearch-http.kelp.svc` to a port-forward's `127.0.0.1:40123`:
+    /// the URL keeps the name the certificate was issued for. The address's
+    /// port is used when the URL gives none; a port in the URL wins.
+    pub resolve: Vec<(String, std::net::SocketAddr)>,
+}
+
 /// An HTTP client for the search and Kibana gates: bounded connect and
 /// request times, and the cluster's CA when it signs the server's
 /// certificate.
-pub(crate) fn http_client(ca_certificates_pem: Option<&[u8]>) -> Result<reqwest::Client, String> {
+pub(crate) fn http_client(options: &HttpOptions) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
         .connect_timeout(CHECK_TIMEOUT)
         .timeout(CHECK_TIMEOUT)
         .user_agent(concat!("kelp/", env!("CARGO_PKG_VERSION")));
-    if let Some(pem) = ca_certificates_pem {
+    if let Some(pem) = &options.ca_certificates_pem {
         let certificates = reqwest::Certificate::from_pem_bundle(pem)
             .map_err(|e| format!("reading the ca certificates failed: {e}"))?;
         if certificates.is_empty() {
@@ -216,6 +230,9 @@ pub(crate) fn http_client(ca_certificates_pem: Option<&[u8]>) -> Result<reqwest:
         for certificate in certificates {
             builder = builder.add_root_certificate(certificate);
         }
+    }
+    for (host, address) in &options.resolve {
+        builder = builder.resolve(host, *address);
     }
     builder
         .build()

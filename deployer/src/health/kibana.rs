@@ -6,7 +6,9 @@
 //! server is not ready yet"); importing dashboards then would fail.
 
 use super::search::endpoint;
-use super::{BasicAuth, Gate, GateFuture, GateStatus, authorized, error_chain, http_client};
+use super::{
+    BasicAuth, Gate, GateFuture, GateStatus, HttpOptions, authorized, error_chain, http_client,
+};
 use crate::kibana::status;
 
 /// Decides from one answer to `GET /api/status`.
@@ -28,7 +30,7 @@ pub fn evaluate(http_status: u16, body: &[u8]) -> GateStatus {
 pub struct KibanaAvailable {
     url: String,
     auth: Option<BasicAuth>,
-    ca_certificates_pem: Option<Vec<u8>>,
+    http: HttpOptions,
 }
 
 impl KibanaAvailable {
@@ -37,18 +39,18 @@ impl KibanaAvailable {
         KibanaAvailable {
             url,
             auth,
-            ca_certificates_pem: None,
+            http: HttpOptions::default(),
         }
     }
 
-    /// Trusts these PEM CA certificates besides the built-in roots.
-    pub fn with_ca_certificates_pem(mut self, pem: Vec<u8>) -> KibanaAvailable {
-        self.ca_certificates_pem = Some(pem);
+    /// How to reach the server: the cluster's CA, a port-forward.
+    pub fn with_http(mut self, http: HttpOptions) -> KibanaAvailable {
+        self.http = http;
         self
     }
 
     async fn check_once(&self) -> GateStatus {
-        let client = match http_client(self.ca_certificates_pem.as_deref()) {
+        let client = match http_client(&self.http) {
             Ok(client) => client,
             Err(why) => return GateStatus::NotYet(why),
         };

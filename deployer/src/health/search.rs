@@ -9,7 +9,9 @@
 use reqwest::Url;
 use serde::Deserialize;
 
-use super::{BasicAuth, ClusterColor, Gate, GateFuture, GateStatus, authorized, error_chain};
+use super::{
+    BasicAuth, ClusterColor, Gate, GateFuture, GateStatus, HttpOptions, authorized, error_chain,
+};
 use super::{excerpt, http_client};
 
 /// The fields of a health answer the gate reads.
@@ -91,7 +93,7 @@ pub struct SearchHealth {
     url: String,
     auth: Option<BasicAuth>,
     want: ClusterColor,
-    ca_certificates_pem: Option<Vec<u8>>,
+    http: HttpOptions,
 }
 
 impl SearchHealth {
@@ -102,19 +104,18 @@ impl SearchHealth {
             url,
             auth,
             want,
-            ca_certificates_pem: None,
+            http: HttpOptions::default(),
         }
     }
 
-    /// Trusts these PEM CA certificates besides the built-in roots, e.g.
-    /// the stack's `elasticsearch-certs` CA.
-    pub fn with_ca_certificates_pem(mut self, pem: Vec<u8>) -> SearchHealth {
-        self.ca_certificates_pem = Some(pem);
+    /// How to reach the server: the cluster's CA, a port-forward.
+    pub fn with_http(mut self, http: HttpOptions) -> SearchHealth {
+        self.http = http;
         self
     }
 
     async fn check_once(&self) -> GateStatus {
-        let client = match http_client(self.ca_certificates_pem.as_deref()) {
+        let client = match http_client(&self.http) {
             Ok(client) => client,
             Err(why) => return GateStatus::NotYet(why),
         };
@@ -271,6 +272,59 @@ mod tests {
         }
         assert!(endpoint("es:9200", "/").is_err());
         assert!(endpoint("not a url", "/").is_err());
+    }
+
+    /// A port-forward's address stands in for the cluster's service name.
+    #[tokio::test]
+    async fn a_resolved_name_reaches_the_forwarded_address() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = vec![0u8; 4096];
+                let n = stream.read(&mut request).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&request[..n]).to_string();
+                let body = if request.starts_with("GET /_cluster/health ")
+                    && request
+                        .to_ascii_lowercase()
+                        .contains("host: elasticsearch-http.kelp.svc")
+                {
+                    String::from_utf8(body("green", 3, 0)).unwrap()
+                } else {
+                    format!("{{\"unexpected\": {request:?}}}")
+                };
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            }
+        });
+        let gate = SearchHealth::new(
+            "http://elasticsearch-http.kelp.svc".to_owned(),
+            None,
+            ClusterColor::Green,
+        )
+        .with_http(HttpOptions {
+            resolve: vec![("elasticsearch-http.kelp.svc".to_owned(), address)],
+            ..HttpOptions::default()
+        });
+        let status = gate.check().await;
+        assert!(status.is_healthy(), "{status:?}");
+
+        // A CA bundle without certificates is refused, naming the step.
+        let gate = SearchHealth::new(format!("http://{address}"), None, ClusterColor::Green)
+            .with_http(HttpOptions {
+                ca_certificates_pem: Some(b"not a certificate".to_vec()),
+                ..HttpOptions::default()
+            });
+        let status = gate.check().await;
+        let (GateStatus::Healthy(why) | GateStatus::NotYet(why)) = &status;
+        assert!(
+            why.starts_with("reading the ca certificates failed"),
+            "{status:?}"
+        );
     }
 
     #[tokio::test]

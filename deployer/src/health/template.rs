@@ -19,7 +19,7 @@ use reqwest::{Client, Method, Url};
 use serde_json::Value;
 
 use super::search::endpoint;
-use super::{BasicAuth, authorized, error_chain, excerpt, http_client};
+use super::{BasicAuth, HttpOptions, authorized, error_chain, excerpt, http_client};
 use crate::manifests::{self, Object};
 use crate::stack::Stack;
 
@@ -365,22 +365,22 @@ pub async fn install_index_template(
     auth: Option<&BasicAuth>,
     stack: &Stack,
 ) -> Result<String, TemplateError> {
-    install_index_template_with_ca(url, auth, None, stack).await
+    install_index_template_with(url, auth, &HttpOptions::default(), stack).await
 }
 
-/// [`install_index_template`] trusting these PEM CA certificates besides the
-/// built-in roots (Elasticsearch 8 with the stack's own CA).
-pub async fn install_index_template_with_ca(
+/// [`install_index_template`] with the cluster's CA or a port-forward
+/// ([`HttpOptions`]).
+pub async fn install_index_template_with(
     url: &str,
     auth: Option<&BasicAuth>,
-    ca_certificates_pem: Option<&[u8]>,
+    http: &HttpOptions,
     stack: &Stack,
 ) -> Result<String, TemplateError> {
     let Some(settings) = shipper_template_settings(stack)? else {
         return Ok("shipper.template.install is false: no index template installed".to_owned());
     };
     let engine = Engine {
-        client: http_client(ca_certificates_pem).map_err(TemplateError::Setup)?,
+        client: http_client(http).map_err(TemplateError::Setup)?,
         base: url,
         auth,
     };

@@ -150,14 +150,22 @@ async fn srvr(address: &str, timeout: Duration) -> Result<String, String> {
 /// others follow.
 #[derive(Debug, Clone)]
 pub struct ZooKeeperQuorum {
-    servers: Vec<String>,
+    /// `(name in messages, address)` per server.
+    servers: Vec<(String, String)>,
     timeout: Duration,
 }
 
 impl ZooKeeperQuorum {
     /// The ensemble's client addresses, `host:port` each (port 2181 in the
-    /// deployer's manifests).
+    /// deployer's manifests); messages name the addresses.
     pub fn new(servers: Vec<String>) -> ZooKeeperQuorum {
+        ZooKeeperQuorum::named(servers.into_iter().map(|a| (a.clone(), a)).collect())
+    }
+
+    /// Servers reached at one address and named by another in messages,
+    /// `(name, address)`, e.g. `("zookeeper-2:2181", "127.0.0.1:40123")`
+    /// through a port-forward.
+    pub fn named(servers: Vec<(String, String)>) -> ZooKeeperQuorum {
         ZooKeeperQuorum {
             servers,
             timeout: CHECK_TIMEOUT,
@@ -172,9 +180,9 @@ impl Gate for ZooKeeperQuorum {
 
     fn check(&self) -> GateFuture<'_> {
         Box::pin(async move {
-            let asks = self.servers.iter().map(|address| async move {
+            let asks = self.servers.iter().map(|(name, address)| async move {
                 let answer = srvr(address, self.timeout).await;
-                (address.clone(), answer.and_then(|text| parse_srvr(&text)))
+                (name.clone(), answer.and_then(|text| parse_srvr(&text)))
             });
             let answers = futures::future::join_all(asks).await;
             evaluate(&answers)
@@ -358,9 +366,21 @@ mod tests {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().to_string()
         };
-        let gate = ZooKeeperQuorum::new(vec![leader, closed.clone()]);
+        let gate = ZooKeeperQuorum::new(vec![leader.clone(), closed.clone()]);
         match gate.check().await {
             GateStatus::NotYet(why) => assert!(why.starts_with(&closed), "{why}"),
+            healthy => panic!("{healthy:?}"),
+        }
+
+        // Through port-forwards, messages name the pods.
+        let gate = ZooKeeperQuorum::named(vec![
+            ("zookeeper-0:2181".to_owned(), leader),
+            ("zookeeper-2:2181".to_owned(), closed),
+        ]);
+        match gate.check().await {
+            GateStatus::NotYet(why) => {
+                assert!(why.starts_with("zookeeper-2:2181 did not answer"), "{why}")
+            }
             healthy => panic!("{healthy:?}"),
         }
     }
