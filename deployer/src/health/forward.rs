@@ -146,29 +146,6 @@ async fn carry(mut local: TcpStream, pods: Api<Pod>, pod: String, port: u16) {
     }
 }
 
-/// Collects the names of a workload's pods (for a forward to each), e.g.
-/// the pods matching `app.kubernetes.io/name=zookeeper`.
-pub async fn pod_names(
-    client: kube::Client,
-    namespace: &str,
-    label_selector: &str,
-) -> Result<Vec<String>, ForwardError> {
-    let pods: Api<Pod> = Api::namespaced(client, namespace);
-    let params = kube::api::ListParams::default().labels(label_selector);
-    let list = pods.list(&params).await.map_err(|e| ForwardError::Pod {
-        namespace: namespace.to_owned(),
-        pod: format!("-l {label_selector}"),
-        message: error_chain(&e),
-    })?;
-    let mut names: Vec<String> = list
-        .items
-        .into_iter()
-        .filter_map(|p| p.metadata.name)
-        .collect();
-    names.sort();
-    Ok(names)
-}
-
 #[cfg(test)]
 mod tests {
     use std::convert::Infallible;
