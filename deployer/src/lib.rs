@@ -6,4 +6,5 @@
 pub mod health;
 pub mod kibana;
 pub mod manifests;
+pub mod secrets;
 pub mod stack;
