@@ -6,5 +6,6 @@
 pub mod health;
 pub mod kibana;
 pub mod manifests;
+pub mod preflight;
 pub mod secrets;
 pub mod stack;
