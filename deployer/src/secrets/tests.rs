@@ -427,3 +427,106 @@ fn existing_secrets_must_have_the_keys_the_pods_read() {
         "secret ns/certs exists but has no key ca.crt, which the pods read: add the key, or delete the secret so kelp generates it"
     );
 }
+
+/// One request the fake Elasticsearch saw: method, path, Authorization, body.
+type Seen = (String, String, String, Value);
+
+/// A fake Elasticsearch on 127.0.0.1 that records every request and answers
+/// `fail_path` with 400, everything else with 200.
+async fn fake_elasticsearch(
+    fail_path: &'static str,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Seen>>>) {
+    use http_body_util::{BodyExt, Full};
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let record = record.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                    let record = record.clone();
+                    async move {
+                        let method = request.method().to_string();
+                        let path = request.uri().path().to_owned();
+                        let auth = request
+                            .headers()
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned();
+                        let body = request.into_body().collect().await.unwrap().to_bytes();
+                        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                        let status = if path == fail_path { 400 } else { 200 };
+                        record.lock().unwrap().push((method, path, auth, body));
+                        let reply = hyper::Response::builder()
+                            .status(status)
+                            .header("content-type", "application/json")
+                            .body(Full::new(bytes::Bytes::from_static(
+                                br#"{"error":"scripted"}"#,
+                            )))
+                            .unwrap();
+                        Ok::<_, std::convert::Infallible>(reply)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (url, seen)
+}
+
+fn test_credentials() -> ElasticsearchCredentials {
+    let certs = elasticsearch_certs(&stack(""), &mut rng(10), now()).unwrap();
+    ElasticsearchCredentials {
+        ca_pem: certs.ca_crt.into_bytes(),
+        elastic: Password::new("e-pass"),
+        kibana_system: Password::new("k-pass"),
+        shipper: Password::new("s-pass"),
+    }
+}
+
+#[tokio::test]
+async fn users_are_configured_as_elastic_with_the_planned_requests() {
+    let (url, seen) = fake_elasticsearch("/none").await;
+    let stack = stack("");
+    let credentials = test_credentials();
+    let done = configure_elasticsearch_users(&format!("{url}/"), &credentials, &stack)
+        .await
+        .unwrap();
+    let planned = user_requests(&stack, &credentials);
+    assert_eq!(
+        done,
+        planned.iter().map(|r| r.step.clone()).collect::<Vec<_>>()
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), planned.len());
+    // "elastic:e-pass" in base64.
+    let basic = "Basic ZWxhc3RpYzplLXBhc3M=";
+    for ((method, path, auth, body), request) in seen.iter().zip(&planned) {
+        assert_eq!(method, request.method);
+        assert_eq!(path, &request.path);
+        assert_eq!(auth, basic);
+        assert_eq!(body, &request.body);
+    }
+}
+
+#[tokio::test]
+async fn a_refused_call_names_its_step_and_stops() {
+    let (url, seen) = fake_elasticsearch("/_security/role/kelp_shipper").await;
+    let error = configure_elasticsearch_users(&url, &test_credentials(), &stack(""))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "creating role kelp_shipper failed: http 400 Bad Request: {\"error\":\"scripted\"}"
+    );
+    // The user is not created after its role failed.
+    assert_eq!(seen.lock().unwrap().len(), 2);
+}
