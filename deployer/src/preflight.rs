@@ -14,11 +14,11 @@
 
 use std::fmt;
 
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret};
 use k8s_openapi::api::storage::v1::{CSIDriver, StorageClass};
 use kube::api::{Api, ListParams};
 
-use crate::stack::{AntiAffinity, KafkaMode, Stack};
+use crate::stack::{AntiAffinity, KafkaMode, Rbd, Stack};
 
 /// The oldest Kubernetes (major, minor) kelp supports.
 pub const MIN_KUBERNETES: (u32, u32) = (1, 33);
@@ -31,6 +31,9 @@ pub const CEPH_CSI_RBD_DRIVER: &str = "rbd.csi.ceph.com";
 /// manifests, `ceph-csi-rbd` in its Helm chart.
 pub const CEPH_CSI_POD_SELECTOR: &str =
     "app in (csi-rbdplugin,csi-rbdplugin-provisioner,ceph-csi-rbd)";
+/// ceph-csi's ConfigMap listing each Ceph cluster (`clusterID`, monitors)
+/// in its `config.json`, in the driver's namespace.
+pub const CEPH_CSI_CONFIG_MAP: &str = "ceph-csi-config";
 /// The namespace label Pod Security admission enforces.
 pub const POD_SECURITY_ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
 /// The annotation that makes a StorageClass the default.
@@ -227,6 +230,12 @@ pub struct Facts {
     pub csi_drivers: Vec<String>,
     /// Pods matching [`CEPH_CSI_POD_SELECTOR`], in every namespace.
     pub ceph_csi_pods: Vec<PodFacts>,
+    /// With `storage.rbd`: the keys of the Secret its StorageClasses name
+    /// (`secret_namespace/secret_name`); `None` when it does not exist.
+    pub ceph_csi_secret_keys: Option<Vec<String>>,
+    /// With `storage.rbd`: `config.json` of every [`CEPH_CSI_CONFIG_MAP`]
+    /// in the namespaces of the ceph-csi pods, as (namespace, text).
+    pub ceph_csi_configs: Vec<(String, String)>,
     /// Every node.
     pub nodes: Vec<NodeFacts>,
     /// The stack's namespace; `None` when it does not exist yet.
@@ -312,7 +321,7 @@ pub async fn gather(client: &kube::Client, stack: &Stack) -> Result<Facts, Prefl
         .list(&ListParams::default().labels(CEPH_CSI_POD_SELECTOR))
         .await
         .map_err(api_error("listing ceph-csi pods"))?;
-    let ceph_csi_pods = pods
+    let ceph_csi_pods: Vec<PodFacts> = pods
         .items
         .into_iter()
         .map(|pod| PodFacts {
@@ -325,6 +334,37 @@ pub async fn gather(client: &kube::Client, stack: &Stack) -> Result<Facts, Prefl
             name: pod.metadata.name.unwrap_or_default(),
         })
         .collect();
+
+    let mut ceph_csi_secret_keys = None;
+    let mut ceph_csi_configs = Vec::new();
+    if let Some(rbd) = &stack.storage.rbd {
+        ceph_csi_secret_keys = Api::<Secret>::namespaced(client.clone(), &rbd.secret_namespace)
+            .get_opt(&rbd.secret_name)
+            .await
+            .map_err(api_error("reading the ceph-csi secret"))?
+            .map(|secret| {
+                secret
+                    .data
+                    .unwrap_or_default()
+                    .into_keys()
+                    .chain(secret.string_data.unwrap_or_default().into_keys())
+                    .collect()
+            });
+        let namespaces: std::collections::BTreeSet<&str> =
+            ceph_csi_pods.iter().map(|p| p.namespace.as_str()).collect();
+        for namespace in namespaces {
+            let config = Api::<ConfigMap>::namespaced(client.clone(), namespace)
+                .get_opt(CEPH_CSI_CONFIG_MAP)
+                .await
+                .map_err(api_error("reading the ceph-csi config map"))?;
+            if let Some(text) = config
+                .and_then(|c| c.data)
+                .and_then(|mut d| d.remove("config.json"))
+            {
+                ceph_csi_configs.push((namespace.to_owned(), text));
+            }
+        }
+    }
 
     let nodes = Api::<Node>::all(client.clone())
         .list(&ListParams::default())
@@ -350,6 +390,8 @@ pub async fn gather(client: &kube::Client, stack: &Stack) -> Result<Facts, Prefl
         storage_classes,
         csi_drivers,
         ceph_csi_pods,
+        ceph_csi_secret_keys,
+        ceph_csi_configs,
         nodes,
         namespace,
     })
@@ -503,6 +545,9 @@ fn storage(facts: &Facts, stack: &Stack) -> Vec<Check> {
     if uses_rbd {
         checks.extend(ceph_csi(facts));
     }
+    if let Some(rbd) = &stack.storage.rbd {
+        checks.extend(rbd_wiring(facts, rbd));
+    }
     checks
 }
 
@@ -572,6 +617,88 @@ fn ceph_csi(facts: &Facts) -> Vec<Check> {
         checks.push(Check::pass(
             "ceph-csi pods",
             format!("{} pods ready", facts.ceph_csi_pods.len()),
+        ));
+    }
+    checks
+}
+
+/// Whether ceph-csi's `config.json` lists `cluster_id`.
+fn lists_cluster(config_json: &str, cluster_id: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(config_json).is_ok_and(|v| {
+        v.as_array().is_some_and(|clusters| {
+            clusters
+                .iter()
+                .any(|c| c.get("clusterID").and_then(|id| id.as_str()) == Some(cluster_id))
+        })
+    })
+}
+
+/// The objects kelp's RBD StorageClasses name but do not create: the
+/// client's Secret and ceph-csi's entry for the cluster. Without them a
+/// claim stays Pending with only a provisioner event saying why.
+fn rbd_wiring(facts: &Facts, rbd: &Rbd) -> Vec<Check> {
+    let secret = format!("{}/{}", rbd.secret_namespace, rbd.secret_name);
+    let create_secret = format!(
+        "kubectl -n {} create secret generic {} --from-literal=userID=<client, without client.> \
+         --from-literal=userKey=<its key> (or kelp storage rbd, docs/STORAGE.md)",
+        rbd.secret_namespace, rbd.secret_name
+    );
+    let mut checks = Vec::new();
+    match &facts.ceph_csi_secret_keys {
+        None => checks.push(Check::fail(
+            "ceph-csi secret",
+            format!(
+                "secret {secret} (storage.rbd.secret_name) does not exist: provisioning would fail"
+            ),
+            create_secret,
+        )),
+        Some(keys) => {
+            let missing: Vec<&str> = ["userID", "userKey"]
+                .into_iter()
+                .filter(|k| !keys.iter().any(|have| have == k))
+                .collect();
+            if missing.is_empty() {
+                checks.push(Check::pass(
+                    "ceph-csi secret",
+                    format!("{secret} has userID and userKey"),
+                ));
+            } else {
+                checks.push(Check::fail(
+                    "ceph-csi secret",
+                    format!("secret {secret} lacks {}", missing.join(" and ")),
+                    create_secret,
+                ));
+            }
+        }
+    }
+    let fix = format!(
+        "add {{\"clusterID\": \"{}\", \"monitors\": [...]}} to config.json of the {CEPH_CSI_CONFIG_MAP} ConfigMap \
+         in ceph-csi's namespace (or kelp storage rbd, docs/STORAGE.md)",
+        rbd.cluster_id
+    );
+    if facts
+        .ceph_csi_configs
+        .iter()
+        .any(|(_, text)| lists_cluster(text, &rbd.cluster_id))
+    {
+        checks.push(Check::pass(
+            "ceph-csi cluster",
+            format!("{CEPH_CSI_CONFIG_MAP} lists clusterID {}", rbd.cluster_id),
+        ));
+    } else if facts.ceph_csi_configs.is_empty() {
+        checks.push(Check::fail(
+            "ceph-csi cluster",
+            format!("no {CEPH_CSI_CONFIG_MAP} ConfigMap with config.json beside the ceph-csi pods"),
+            fix,
+        ));
+    } else {
+        checks.push(Check::fail(
+            "ceph-csi cluster",
+            format!(
+                "{CEPH_CSI_CONFIG_MAP} does not list clusterID {} (storage.rbd.cluster_id)",
+                rbd.cluster_id
+            ),
+            fix,
         ));
     }
     checks

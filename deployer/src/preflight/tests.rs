@@ -49,10 +49,17 @@ fn good() -> Facts {
             ceph_pod("csi-rbdplugin-provisioner-0", true),
             ceph_pod("csi-rbdplugin-abcde", true),
         ],
+        ceph_csi_secret_keys: Some(vec!["userID".to_owned(), "userKey".to_owned()]),
+        ceph_csi_configs: vec![(
+            "ceph-csi".to_owned(),
+            format!(r#"[{{"clusterID": "{CLUSTER_ID}", "monitors": ["10.0.0.1:6789"]}}]"#),
+        )],
         nodes: vec![node("a"), node("b"), node("c")],
         namespace: None,
     }
 }
+
+const CLUSTER_ID: &str = "7d3c1f2e-0000-4000-8000-000000000000";
 
 const RBD: &str =
     "storage: {rbd: {cluster_id: 7d3c1f2e-0000-4000-8000-000000000000, pool: kube}}\n";
@@ -181,6 +188,38 @@ fn each_problem_fails_its_own_check_with_a_fix() {
             "ceph-csi pods",
             Outcome::Fail,
             "no pod matches",
+        ),
+        (
+            "rbd without the client secret",
+            RBD,
+            |f| f.ceph_csi_secret_keys = None,
+            "ceph-csi secret",
+            Outcome::Fail,
+            "kubectl -n ceph-csi create secret generic csi-rbd-secret",
+        ),
+        (
+            "rbd secret without the key",
+            RBD,
+            |f| f.ceph_csi_secret_keys = Some(vec!["userID".to_owned()]),
+            "ceph-csi secret",
+            Outcome::Fail,
+            "secret ceph-csi/csi-rbd-secret lacks userKey",
+        ),
+        (
+            "ceph-csi does not know the cluster",
+            RBD,
+            |f| f.ceph_csi_configs[0].1 = r#"[{"clusterID": "other"}]"#.to_owned(),
+            "ceph-csi cluster",
+            Outcome::Fail,
+            "does not list clusterID 7d3c1f2e-0000-4000-8000-000000000000",
+        ),
+        (
+            "no ceph-csi config map",
+            RBD,
+            |f| f.ceph_csi_configs.clear(),
+            "ceph-csi cluster",
+            Outcome::Fail,
+            "add {\"clusterID\": \"7d3c1f2e-0000-4000-8000-000000000000\"",
         ),
         (
             "a named ceph class needs the driver too",
@@ -337,6 +376,13 @@ fn which_checks_run_depends_on_the_stack() {
     // No ceph-csi checks unless the volumes are RBD.
     assert!(!names("").iter().any(|n| n.starts_with("ceph-csi")));
     assert!(names(RBD).iter().any(|n| n == "ceph-csi pods"));
+    assert!(names(RBD).iter().any(|n| n == "ceph-csi cluster"));
+    // A named ceph class: the driver is checked, its wiring is the class's.
+    assert!(
+        !names("storage: {storage_class: ceph}")
+            .iter()
+            .any(|n| n == "ceph-csi secret")
+    );
     // No ZooKeeper in KRaft mode.
     assert!(names("").iter().any(|n| n == "nodes for zookeeper"));
     assert!(
