@@ -446,3 +446,82 @@ fn server_versions_parse() {
         assert_eq!(version.parsed(), expected, "{git}");
     }
 }
+
+#[test]
+fn nodes_are_read_with_their_blocking_taints() {
+    use k8s_openapi::api::core::v1::{NodeCondition, NodeSpec, NodeStatus, Taint};
+    let taint = |key: &str, value: Option<&str>, effect: &str| Taint {
+        key: key.to_owned(),
+        value: value.map(str::to_owned),
+        effect: effect.to_owned(),
+        ..Taint::default()
+    };
+    let node = |ready: &str, cordoned: Option<bool>, taints: Vec<Taint>| Node {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some("n".to_owned()),
+            ..Default::default()
+        },
+        spec: Some(NodeSpec {
+            unschedulable: cordoned,
+            taints: Some(taints),
+            ..NodeSpec::default()
+        }),
+        status: Some(NodeStatus {
+            conditions: Some(vec![NodeCondition {
+                type_: "Ready".to_owned(),
+                status: ready.to_owned(),
+                ..NodeCondition::default()
+            }]),
+            ..NodeStatus::default()
+        }),
+    };
+    // (node, ready, unschedulable, blocking taints, schedulable)
+    let cases = [
+        (node("True", None, vec![]), true, false, vec![], true),
+        (node("False", None, vec![]), false, false, vec![], false),
+        (
+            node("Unknown", Some(false), vec![]),
+            false,
+            false,
+            vec![],
+            false,
+        ),
+        (node("True", Some(true), vec![]), true, true, vec![], false),
+        (
+            node(
+                "True",
+                None,
+                vec![
+                    taint("soft", None, "PreferNoSchedule"),
+                    taint("dedicated", Some("gpu"), "NoSchedule"),
+                    taint(
+                        "node.kubernetes.io/out-of-service",
+                        Some("nodeshutdown"),
+                        "NoExecute",
+                    ),
+                ],
+            ),
+            true,
+            false,
+            vec![
+                "dedicated=gpu:NoSchedule".to_owned(),
+                "node.kubernetes.io/out-of-service=nodeshutdown:NoExecute".to_owned(),
+            ],
+            false,
+        ),
+        (
+            node("True", None, vec![taint("soft", None, "PreferNoSchedule")]),
+            true,
+            false,
+            vec![],
+            true,
+        ),
+    ];
+    for (i, (node, ready, unschedulable, taints, schedulable)) in cases.into_iter().enumerate() {
+        let facts = node_facts(node);
+        assert_eq!(facts.ready, ready, "case {i}");
+        assert_eq!(facts.unschedulable, unschedulable, "case {i}");
+        assert_eq!(facts.blocking_taints, taints, "case {i}");
+        assert_eq!(facts.schedulable(), schedulable, "case {i}");
+    }
+}
