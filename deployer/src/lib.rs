@@ -3,7 +3,10 @@
 //! and `kelp apply` runs it once Kibana is up. [`stack`] reads the stack
 //! file and [`manifests`] turns it into Kubernetes objects (`kelp render`).
 
+pub mod growth;
 pub mod health;
 pub mod kibana;
 pub mod manifests;
+pub mod preflight;
+pub mod secrets;
 pub mod stack;

@@ -2,6 +2,7 @@
 
 mod collector_kafka;
 mod collector_ops;
+mod deployer_cluster;
 mod deployer_gates;
 mod deployer_render;
 mod fault_e2e;
