@@ -516,20 +516,7 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
         if !self.files.contains_key(&line.file) {
             self.open_file(&line, now_ms);
         }
-        let key = line.file;
-        let Some(pipe) = self.files.get_mut(&key) else {
-            return;
-        };
-        if let (Some(hold), Some(state)) = (&mut pipe.hold, &mut self.metadata) {
-            hold.bytes += line.bytes.len();
-            state.held_bytes += line.bytes.len();
-            hold.lines.push(line);
-            if state.held_bytes > MAX_HELD_BYTES {
-                self.release(key, now_ms);
-            }
-            return;
-        }
-        self.process_line(line, now_ms);
+        self.process_line(line, now_ms, true);
     }
 
     /// The parsing state of a file seen for the first time: its topic and
@@ -664,7 +651,7 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
             .emit(&self.metrics);
         }
         for line in hold.lines {
-            self.process_line(line, now_ms);
+            self.process_line(line, now_ms, false);
         }
     }
 
@@ -680,10 +667,22 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
         }
     }
 
-    fn process_line(&mut self, line: Line, now_ms: u64) {
-        let Some(pipe) = self.files.get_mut(&line.file) else {
+    /// Parses one line of an open file into its pipe; with `may_hold`, a
+    /// line of a file on hold joins the held ones instead.
+    fn process_line(&mut self, line: Line, now_ms: u64, may_hold: bool) {
+        let key = line.file;
+        let Some(pipe) = self.files.get_mut(&key) else {
             return;
         };
+        if may_hold && let (Some(hold), Some(state)) = (&mut pipe.hold, &mut self.metadata) {
+            hold.bytes += line.bytes.len();
+            state.held_bytes += line.bytes.len();
+            hold.lines.push(line);
+            if state.held_bytes > MAX_HELD_BYTES {
+                self.release(key, now_ms);
+            }
+            return;
+        }
         if pipe.excluded.is_some() {
             self.stats.excluded_lines += 1;
             LinesExcluded { lines: 1 }.emit(&self.metrics);
