@@ -440,6 +440,62 @@ fn collector_metadata_enriches_excludes_and_outlives_deleted_pods() -> anyhow::R
             Some("example.com/billing:7")
         );
     }
+
+    // A short-lived pod: created, two lines written, deleted at once.
+    kubectl_run(
+        &["apply", "-f", "-"],
+        Some(&pod_object(
+            &ns,
+            "blink",
+            &node,
+            json!({"app": "blink"}),
+            json!({}),
+            &[("app", "example.com/blink:1")],
+        )),
+    )?;
+    let (_, blink_uid) = uid_of(&ns, &["blink"])?;
+    append(
+        &file("blink", &blink_uid, "app", 0),
+        &format!("{}{}", cri("blink 1", "stdout"), cri("blink 2", "stdout")),
+    )?;
+    kubectl_run(
+        &[
+            "delete",
+            "pod",
+            "blink",
+            "-n",
+            &ns,
+            "--grace-period=0",
+            "--force",
+        ],
+        None,
+    )?;
+    let events = wait_for_events(&out, &collector, |events| {
+        with_message(events, "blink ").len() == 2
+    })?;
+    for event in with_message(&events, "blink ") {
+        assert_eq!(
+            event.kubernetes.labels.get("app").map(String::as_str),
+            Some("blink"),
+            "{event:?}"
+        );
+    }
+
+    let metrics = get_metrics(port).unwrap_or_default();
+    for (name, want) in [
+        ("kelp_collector_metadata_synced{resource=\"pods\"}", 1.0),
+        (
+            "kelp_collector_metadata_synced{resource=\"namespaces\"}",
+            1.0,
+        ),
+        ("kelp_collector_metadata_missing_total", 0.0),
+        (
+            "kelp_collector_dropped_lines_total{reason=\"excluded\"}",
+            4.0,
+        ),
+    ] {
+        assert_eq!(sample(&metrics, name), Some(want), "{name}:\n{metrics}");
+    }
     collector.stop()?;
     Ok(())
 }

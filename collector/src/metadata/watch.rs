@@ -247,3 +247,134 @@ fn on_namespace(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use super::*;
+    use crate::metadata::Inclusion;
+
+    fn pod(uid: &str, name: &str, version: &str) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                uid: Some(uid.into()),
+                namespace: Some("shop".into()),
+                name: Some(name.into()),
+                labels: Some(BTreeMap::from([("version".to_owned(), version.to_owned())])),
+                ..ObjectMeta::default()
+            },
+            ..Pod::default()
+        }
+    }
+
+    fn namespace(name: &str) -> Namespace {
+        Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        }
+    }
+
+    #[test]
+    fn watch_events_move_the_cache_and_its_generation() {
+        let cache = MetadataCache::new(Inclusion {
+            labels: true,
+            annotations: Vec::new(),
+        });
+        let metrics = Metrics::new();
+        let mut lists = [0u64; 2];
+        let generation = |cache: &MetadataCache| cache.generation();
+        let found =
+            |cache: &MetadataCache, uid: &str| cache.read().pod(Some(uid), "", "").is_some();
+
+        // The first list: no restart counted, synced once both lists are done.
+        on_pod(Event::Init, &cache, &metrics, 0, &mut lists[0]);
+        on_pod(
+            Event::InitApply(pod("u1", "web", "1")),
+            &cache,
+            &metrics,
+            0,
+            &mut lists[0],
+        );
+        on_pod(Event::InitDone, &cache, &metrics, 0, &mut lists[0]);
+        assert!(!cache.read().synced(), "namespaces not listed yet");
+        on_namespace(Event::Init, &cache, &metrics, &mut lists[1]);
+        on_namespace(
+            Event::InitApply(namespace("shop")),
+            &cache,
+            &metrics,
+            &mut lists[1],
+        );
+        on_namespace(Event::InitDone, &cache, &metrics, &mut lists[1]);
+        assert!(cache.read().synced());
+        assert!(found(&cache, "u1"));
+
+        // An unchanged pod leaves the generation; a relabelled one moves it.
+        let before = generation(&cache);
+        on_pod(
+            Event::Apply(pod("u1", "web", "1")),
+            &cache,
+            &metrics,
+            10,
+            &mut lists[0],
+        );
+        assert_eq!(generation(&cache), before);
+        on_pod(
+            Event::Apply(pod("u1", "web", "2")),
+            &cache,
+            &metrics,
+            10,
+            &mut lists[0],
+        );
+        assert!(generation(&cache) > before);
+
+        // A deletion keeps the pod for the retention.
+        on_pod(
+            Event::Delete(pod("u1", "web", "2")),
+            &cache,
+            &metrics,
+            20,
+            &mut lists[0],
+        );
+        assert!(found(&cache, "u1"));
+        assert_eq!(cache.update(|store| (store.evict(20, 0), false)), 1);
+        assert!(!found(&cache, "u1"));
+
+        // A relist after the first counts as a restart and marks what it
+        // no longer lists as deleted.
+        on_pod(
+            Event::Apply(pod("u2", "api", "1")),
+            &cache,
+            &metrics,
+            30,
+            &mut lists[0],
+        );
+        on_pod(Event::Init, &cache, &metrics, 40, &mut lists[0]);
+        on_pod(
+            Event::InitApply(pod("u3", "db", "1")),
+            &cache,
+            &metrics,
+            40,
+            &mut lists[0],
+        );
+        on_pod(Event::InitDone, &cache, &metrics, 40, &mut lists[0]);
+        assert_eq!(cache.update(|store| (store.evict(40, 0), false)), 1);
+        assert!(!found(&cache, "u2") && found(&cache, "u3"));
+        let text = metrics.encode();
+        assert!(
+            text.contains("kelp_collector_metadata_watch_restarts_total{resource=\"pods\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "kelp_collector_metadata_watch_restarts_total{resource=\"namespaces\"} 0"
+            ),
+            "{text}"
+        );
+    }
+}
