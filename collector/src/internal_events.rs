@@ -231,7 +231,8 @@ impl Metrics {
         );
         registry.register(
             "dropped_lines",
-            "Lines dropped, by reason: malformed lines, and lines lost by the tailer. \
+            "Lines dropped, by reason: malformed lines, lines lost by the tailer, and \
+             lines of pods or containers excluded by annotation (excluded). \
              file_truncated and deleted_undrained count one per file, as the number of \
              lines lost is unknowable.",
             m.dropped_lines.clone(),

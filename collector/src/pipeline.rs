@@ -49,11 +49,6 @@ use std::time::{Duration, Instant};
 
 use kelp_record::{Event, Flag, Stream};
 
-use crate::metadata::{Exclusion, FileMeta, MetadataCache};
-use crate::parse::event::Enrichment;
-use crate::parse::multiline::RuleName;
-use crate::parse::path::PathMeta;
-
 use crate::checkpoint::FileKey;
 use crate::health::Health;
 use crate::internal_events::{
@@ -61,8 +56,10 @@ use crate::internal_events::{
     EventAcked, EventTruncated, EventsSent, FileExclusionChanged, InFlight as InFlightGauge,
     LineDropped, LinesExcluded, MetadataMissing, Metrics, PodUnknown, TailState, UNDETECTED_FORMAT,
 };
-use crate::parse::event::{EventBuilder, Source};
-use crate::parse::multiline::{self, Multiline};
+use crate::metadata::{Exclusion, FileMeta, MetadataCache};
+use crate::parse::event::{Enrichment, EventBuilder, Source};
+use crate::parse::multiline::{self, Multiline, RuleName};
+use crate::parse::path::PathMeta;
 use crate::parse::path::parse_path;
 use crate::parse::reassemble::{Assembled, Reassembler};
 use crate::parse::{Format, detect, parse_line};
@@ -183,8 +180,8 @@ struct Hold {
     bytes: usize,
 }
 
-/// Most bytes of lines held back over all files waiting for their pod; past
-/// it the file that would exceed it is released at once. Bounds memory when
+/// Most bytes of lines held back over all files waiting for their pod; the
+/// file whose line goes past it is released at once. Bounds memory when
 /// many files of unknown pods appear together.
 pub const MAX_HELD_BYTES: usize = 8 * 1024 * 1024;
 
