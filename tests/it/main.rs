@@ -1,6 +1,7 @@
 //! One integration test binary for the whole workspace (see CONTRIBUTING.md).
 
 mod collector_kafka;
+mod collector_metadata;
 mod collector_ops;
 mod deployer_cluster;
 mod deployer_gates;
