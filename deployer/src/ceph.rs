@@ -140,7 +140,11 @@ pub enum CephError {
 
 impl CephError {
     fn cli(step: impl Into<String>, cause: CliError) -> CephError {
-        let hint = if cause.is_timeout() {
+        let hint = if cause.is_auth_failure() {
+            "; the monitors refused the key: check that the client exists (`ceph auth ls`) and \
+             that the key file holds what `ceph auth get-key <client>` prints"
+                .to_owned()
+        } else if cause.is_timeout() {
             "; the monitors did not answer: check that they run and are reachable".to_owned()
         } else if cause.is_denied() {
             "; the client lacks the caps for this: see `ceph auth get <client>`".to_owned()

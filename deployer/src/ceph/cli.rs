@@ -66,6 +66,13 @@ impl CliError {
             if stderr.contains("(13) Permission denied") || stderr.contains("(1) Operation not permitted"))
     }
 
+    /// Whether the monitors refused the key (wrong key, or no such client).
+    pub fn is_auth_failure(&self) -> bool {
+        matches!(self, CliError::Failed { stderr, .. }
+            if stderr.to_lowercase().contains("permission denied (error connecting to the cluster)")
+                || stderr.contains("handle_auth_bad_method"))
+    }
+
     /// Whether the cluster did not answer in time.
     pub fn is_timeout(&self) -> bool {
         matches!(self, CliError::Failed { stderr, .. }
@@ -242,6 +249,56 @@ mod tests {
             let got = clean_stderr(stderr);
             assert_eq!(got, want);
             assert_eq!(errno(&got).as_deref(), want_errno, "{stderr}");
+        }
+    }
+
+    #[test]
+    fn failures_are_classified() {
+        let failed = |stderr: &str| CliError::Failed {
+            command: "ceph x".to_owned(),
+            status: "exit status: 1".to_owned(),
+            errno: errno(stderr),
+            stderr: stderr.to_owned(),
+        };
+        // (stderr, not found, denied, auth failure, timeout)
+        let cases = [
+            (
+                "Error ENOENT: unrecognized pool 'nope'",
+                true,
+                false,
+                false,
+                false,
+            ),
+            ("Error EACCES: access denied", false, true, false, false),
+            (
+                "rbd: create error: (1) Operation not permitted",
+                false,
+                true,
+                false,
+                false,
+            ),
+            (
+                "monclient(hunting): handle_auth_bad_method server allowed_methods [2] but i only support [2] / [errno 13] RADOS permission denied (error connecting to the cluster)",
+                false,
+                false,
+                true,
+                false,
+            ),
+            (
+                "rbd: listing images failed: (110) Connection timed out",
+                false,
+                false,
+                false,
+                true,
+            ),
+            ("timed out", false, false, false, true),
+        ];
+        for (stderr, not_found, denied, auth, timeout) in cases {
+            let error = failed(stderr);
+            assert_eq!(error.is_not_found(), not_found, "{stderr}");
+            assert_eq!(error.is_denied(), denied, "{stderr}");
+            assert_eq!(error.is_auth_failure(), auth, "{stderr}");
+            assert_eq!(error.is_timeout(), timeout, "{stderr}");
         }
     }
 
