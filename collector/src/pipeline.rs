@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use kelp_record::{Event, Flag, Stream};
 
+use self::tokens::TokenMap;
 use crate::checkpoint::FileKey;
 use crate::health::Health;
 use crate::internal_events::{
@@ -171,7 +172,7 @@ pub struct Pipeline<S: Sink, E: TailEvents> {
     sink: S,
     settings: Settings,
     files: HashMap<FileKey, FilePipe>,
-    in_flight: HashMap<u64, InFlight>,
+    in_flight: TokenMap<InFlight>,
     retries: VecDeque<(Instant, u64)>,
     next_token: u64,
     started: Instant,
@@ -204,7 +205,7 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
             sink,
             settings,
             files: HashMap::new(),
-            in_flight: HashMap::new(),
+            in_flight: TokenMap::default(),
             retries: VecDeque::new(),
             next_token: 0,
             started: Instant::now(),
@@ -832,6 +833,8 @@ fn shrink(event: &mut InFlight) -> bool {
     event.payload = record.to_json();
     newly
 }
+
+mod tokens;
 
 #[cfg(test)]
 mod tests;

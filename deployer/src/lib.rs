@@ -4,7 +4,10 @@
 //! file and [`manifests`] turns it into Kubernetes objects (`kelp render`).
 
 pub mod ceph;
+pub mod growth;
 pub mod health;
 pub mod kibana;
 pub mod manifests;
+pub mod preflight;
+pub mod secrets;
 pub mod stack;

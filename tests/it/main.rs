@@ -2,6 +2,8 @@
 
 mod collector_kafka;
 mod collector_ops;
+mod deployer_cluster;
+mod deployer_gates;
 mod deployer_render;
 mod fault_e2e;
 mod shipper_faults;

@@ -9,17 +9,14 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 
 use crate::manifests::CephCsiObject;
 
-/// ceph-csi's RBD driver name.
-pub const RBD_DRIVER: &str = "rbd.csi.ceph.com";
+/// ceph-csi's RBD driver name, and the labels of its pods: the same the
+/// stack's preflight (`crate::preflight`) looks for.
+pub use crate::preflight::{
+    CEPH_CSI_POD_SELECTOR as DRIVER_POD_SELECTOR, CEPH_CSI_RBD_DRIVER as RBD_DRIVER,
+};
 
 /// The field manager kelp applies with.
-pub const FIELD_MANAGER: &str = "kelp";
-
-/// Pod labels of ceph-csi's RBD plugin: `app=csi-rbdplugin` and
-/// `app=csi-rbdplugin-provisioner` in its deploy manifests,
-/// `app=ceph-csi-rbd` in its Helm chart.
-pub const DRIVER_POD_SELECTOR: &str =
-    "app in (csi-rbdplugin,csi-rbdplugin-provisioner,ceph-csi-rbd)";
+pub use crate::secrets::FIELD_MANAGER;
 
 /// A failed Kubernetes step.
 #[derive(Debug, thiserror::Error)]
