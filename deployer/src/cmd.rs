@@ -3,6 +3,7 @@
 pub(crate) mod dashboards;
 pub(crate) mod init;
 pub(crate) mod render;
+pub(crate) mod storage;
 
 use std::io::Write as _;
 

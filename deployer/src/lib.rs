@@ -3,6 +3,7 @@
 //! and `kelp apply` runs it once Kibana is up. [`stack`] reads the stack
 //! file and [`manifests`] turns it into Kubernetes objects (`kelp render`).
 
+pub mod ceph;
 pub mod growth;
 pub mod health;
 pub mod kibana;

@@ -40,6 +40,9 @@ enum Command {
     /// Kibana dashboards for container logs.
     #[command(subcommand)]
     Dashboards(cmd::dashboards::DashboardsCommand),
+    /// Storage for the stack's volumes: Ceph RBD through ceph-csi.
+    #[command(subcommand)]
+    Storage(cmd::storage::StorageCommand),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +71,15 @@ fn run(command: Command) -> anyhow::Result<()> {
                 .build()
                 .context("starting the async runtime failed")?;
             runtime.block_on(cmd::dashboards::run(command))
+        }
+        Command::Storage(command) => {
+            // Multi-threaded: the Ceph steps block on child processes.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("starting the async runtime failed")?;
+            runtime.block_on(cmd::storage::run(command))
         }
     }
 }

@@ -12,3 +12,4 @@ mod shipper_index;
 mod shipper_support;
 mod smoke_kafka;
 mod smoke_search;
+mod storage_rbd;

@@ -38,6 +38,7 @@ pub use elasticsearch::{
 pub use kafka::cluster_id as kafka_cluster_id;
 pub use kibana::ELASTICSEARCH_PASSWORD_SECRET as KIBANA_ELASTICSEARCH_PASSWORD_SECRET;
 pub use shipper::ELASTICSEARCH_PASSWORD_SECRET as SHIPPER_ELASTICSEARCH_PASSWORD_SECRET;
+pub use storage::{CEPH_CSI_CONFIG, CephCsiInputs, CephCsiObject, ceph_csi, ceph_csi_yaml};
 
 /// One Kubernetes object of the stack. Serializes as the object itself,
 /// with `apiVersion` and `kind`.
