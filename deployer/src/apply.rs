@@ -29,9 +29,9 @@ pub mod stuck;
 use std::fmt;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use sha2::{Digest as _, Sha256};
 use tokio::time::Instant;
@@ -51,12 +51,17 @@ use crate::kibana::{ImportOptions, KibanaAuth, KibanaTarget};
 use crate::manifests::{self, Object};
 use crate::stack::Stack;
 
-/// Annotation on the Kibana Deployment: the hash of the saved objects and
-/// Kibana image last imported, so an unchanged apply does not re-import.
-pub const DASHBOARDS_ANNOTATION: &str = "kelp.io/dashboards-hash";
+/// ConfigMap recording the hash of the saved objects and Kibana image last
+/// imported, so an unchanged apply does not re-import. Not a rendered
+/// object (it is written only after a successful import), so it never
+/// counts as a change; it lives as long as the namespace, like the data
+/// the dashboards are stored in.
+pub const DASHBOARDS_RECORD: &str = "kelp-dashboards-import";
 
-/// Field manager of [`DASHBOARDS_ANNOTATION`]: separate from `kelp`, so the
-/// stack's own apply neither owns nor removes it.
+/// The record's key holding the hash.
+const DASHBOARDS_HASH_KEY: &str = "hash";
+
+/// Field manager of [`DASHBOARDS_RECORD`].
 const DASHBOARDS_MANAGER: &str = "kelp-dashboards";
 
 /// How `kelp apply` runs.
@@ -694,8 +699,8 @@ pub fn dashboards_hash(kibana_image: &str) -> String {
         .collect()
 }
 
-/// Imports the dashboards unless the Kibana Deployment's annotation says
-/// this exact set went into this Kibana already, then records it.
+/// Imports the dashboards unless [`DASHBOARDS_RECORD`] says this exact set
+/// went into this Kibana already, then records it.
 async fn import_dashboards(
     context: &Context<'_>,
     step: &Step,
@@ -707,14 +712,18 @@ async fn import_dashboards(
         .map(|(_, image)| image)
         .unwrap_or_default();
     let hash = dashboards_hash(&image);
-    let api = Api::<Deployment>::namespaced(context.client.clone(), context.namespace());
-    let live = api
-        .get_opt("kibana")
+    let api = Api::<ConfigMap>::namespaced(context.client.clone(), context.namespace());
+    let recorded = api
+        .get_opt(DASHBOARDS_RECORD)
         .await
-        .map_err(|e| step_error(step.name, format!("reading deployment kibana failed: {e}")))?;
-    let recorded = live
-        .and_then(|d| d.metadata.annotations)
-        .and_then(|a| a.get(DASHBOARDS_ANNOTATION).cloned());
+        .map_err(|e| {
+            step_error(
+                step.name,
+                format!("reading configmap {DASHBOARDS_RECORD} failed: {e}"),
+            )
+        })?
+        .and_then(|c| c.data)
+        .and_then(|d| d.get(DASHBOARDS_HASH_KEY).cloned());
     if recorded.as_deref() == Some(hash.as_str()) && !options.reimport_dashboards {
         return Ok("dashboards: already imported".to_owned());
     }
@@ -747,15 +756,16 @@ async fn import_dashboards(
     let imported = crate::kibana::import_dashboards(&target, &import)
         .await
         .map_err(|e| step_error(step.name, e))?;
-    let patch = serde_json::json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "kibana", "annotations": {DASHBOARDS_ANNOTATION: hash}},
+    let record = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": DASHBOARDS_RECORD, "namespace": context.namespace()},
+        "data": {DASHBOARDS_HASH_KEY: hash},
     });
     api.patch(
-        "kibana",
+        DASHBOARDS_RECORD,
         &PatchParams::apply(DASHBOARDS_MANAGER).force(),
-        &Patch::Apply(&patch),
+        &Patch::Apply(&record),
     )
     .await
     .map_err(|e| {
