@@ -2,6 +2,7 @@
 
 mod collector_kafka;
 mod collector_ops;
+mod deployer_apply;
 mod deployer_render;
 mod fault_e2e;
 mod shipper_faults;
