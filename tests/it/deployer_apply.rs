@@ -475,3 +475,60 @@ fn apply_converges_is_idempotent_rolls_only_changes_and_destroy_keeps_data() -> 
     );
     Ok(())
 }
+
+#[test]
+#[ignore = "needs the testbed: testbed/testbed up k8s kafka-zk"]
+fn a_stuck_rollout_times_out_showing_the_pods_state_and_events() -> anyhow::Result<()> {
+    kelp_tests::service("KUBECONFIG", "k8s")?;
+    let zookeeper = kelp_tests::service("KELP_ZOOKEEPER", "kafka-zk")?;
+    let class = std::env::var("KELP_K8S_STORAGE_CLASS").unwrap_or_else(|_| "kelp-test".to_owned());
+    let binary = kelp_tests::fresh_binary("kelp", &["deployer/src"])?;
+    let namespace: String = kelp_tests::unique("kelp-stuck").chars().take(50).collect();
+    let _cleanup = Cleanup(namespace.clone());
+    let dir = tempfile::tempdir()?;
+    let stack_path = dir.path().join("stack.yaml");
+    // More memory than any kwok node has (256 GiB): the pod never schedules.
+    std::fs::write(
+        &stack_path,
+        format!(
+            "namespace: {namespace}\nstorage: {{storage_class: \"{class}\"}}\n\
+             zookeeper: {{replicas: 1, resources: {{cpu_request_millis: 100, memory_mib: 400000}}}}\n"
+        ),
+    )?;
+    let stack_arg = stack_path.to_str().context("temp path is not utf-8")?;
+    let endpoint = format!("zookeeper={zookeeper}");
+    let output = kelp(
+        &binary,
+        &[
+            "apply",
+            "--stack",
+            stack_arg,
+            "--timeout-secs",
+            "10",
+            "--health-endpoint",
+            &endpoint,
+        ],
+    )?;
+    ensure!(!output.status.success(), "a stuck apply fails");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for wanted in [
+        "zookeeper: waiting for the rollout of StatefulSet/zookeeper timed out after 10 s",
+        "pod zookeeper-0 (Pending, no node, not ready)",
+        "Insufficient memory",
+        "event: Warning FailedScheduling",
+    ] {
+        ensure!(
+            stderr.contains(wanted),
+            "the error lacks {wanted:?}:\n{stderr}"
+        );
+    }
+    let destroy = kelp(
+        &binary,
+        &["destroy", "--stack", stack_arg, "--purge-data", "--yes"],
+    )?;
+    ensure!(
+        destroy.status.success(),
+        "kelp destroy --purge-data --yes failed"
+    );
+    Ok(())
+}
