@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use sha2::{Digest as _, Sha256};
 use tokio::time::Instant;
@@ -45,6 +45,7 @@ use self::progress::{Mode, StepProgress};
 use self::rollout::Rollout;
 use self::shim::health::forward::{Forward, forward};
 use self::shim::health::{self, BasicAuth, ClusterColor, Gate};
+use self::shim::secrets::ElasticsearchCredentials;
 use self::shim::{growth, preflight, secrets};
 use self::steps::{After, GateKind, Step};
 use crate::kibana::{ImportOptions, KibanaAuth, KibanaTarget};
@@ -353,35 +354,34 @@ impl Context<'_> {
         Ok(format!("http://{address}"))
     }
 
-    /// The `elastic` user's credentials from the generated Secret, when
-    /// security is on. A missing Secret gives no credentials (with a
-    /// warning), so a security-off engine behind an endpoint still answers.
-    async fn elastic_auth(&self) -> Option<BasicAuth> {
+    /// The `elastic` user's credentials and Elasticsearch's CA from the
+    /// generated Secrets, when security is on. Secrets that cannot be read
+    /// give no credentials (with a warning), so a security-off engine
+    /// behind `--health-endpoint` still answers.
+    async fn elastic_credentials(&self) -> Option<ElasticsearchCredentials> {
         if !self.stack.elasticsearch.security_enabled() {
             return None;
         }
-        let name = manifests::ELASTICSEARCH_ELASTIC_PASSWORD_SECRET;
-        let secret = Api::<Secret>::namespaced(self.client.clone(), self.namespace())
-            .get_opt(name)
-            .await;
-        let password = match secret {
-            Ok(Some(secret)) => secret
-                .data
-                .and_then(|d| d.get("password").map(|p| p.0.clone()))
-                .and_then(|bytes| String::from_utf8(bytes).ok()),
-            Ok(None) => None,
+        match secrets::read_credentials(&self.client, self.stack).await {
+            Ok(credentials) => Some(credentials),
             Err(error) => {
-                tracing::warn!(%error, "reading secret {name} failed: the gates go without credentials");
+                tracing::warn!(
+                    "reading the elasticsearch credentials failed, the gates go without: {error}"
+                );
                 None
             }
-        };
-        if password.is_none() {
-            tracing::warn!("secret {name} has no password: the gates go without credentials");
         }
-        password.map(|password| BasicAuth {
-            username: "elastic".to_owned(),
-            password: password.trim_end().to_owned(),
-        })
+    }
+
+    /// Basic authentication as `elastic`, and the CA to trust.
+    async fn elastic_auth(&self) -> (Option<BasicAuth>, Option<Vec<u8>>) {
+        match self.elastic_credentials().await {
+            Some(credentials) => (
+                Some(BasicAuth::new("elastic", credentials.elastic.expose())),
+                Some(credentials.ca_pem),
+            ),
+            None => (None, None),
+        }
     }
 
     /// The gate of `kind`, reachable from here.
@@ -433,18 +433,18 @@ impl Context<'_> {
                 } else {
                     ClusterColor::Yellow
                 };
-                Box::new(health::search::SearchHealth::new(
-                    url,
-                    self.elastic_auth().await,
-                    want,
-                ))
+                let (auth, ca) = self.elastic_auth().await;
+                let gate = health::search::SearchHealth::new(url, auth, want);
+                Box::new(match ca {
+                    Some(pem) => gate.with_ca_certificates_pem(pem),
+                    None => gate,
+                })
             }
             GateKind::Kibana => {
                 let url = self.kibana_url(step, &mut forwards).await?;
-                Box::new(health::kibana::KibanaAvailable::new(
-                    url,
-                    self.elastic_auth().await,
-                ))
+                // Kibana's own server is plain HTTP in the rendered stack.
+                let (auth, _) = self.elastic_auth().await;
+                Box::new(health::kibana::KibanaAvailable::new(url, auth))
             }
         };
         Ok(ReachableGate {
@@ -554,14 +554,27 @@ async fn apply_step(
         report.gate = Some(healthy);
     }
     match step.after {
-        Some(After::IndexTemplate) if context.stack.shipper.template.install => {
-            progress.set("installing the index template");
+        Some(After::ElasticsearchSetup) => {
             let mut forwards = Vec::new();
             let url = context.elasticsearch_url(step.name, &mut forwards).await?;
-            let auth = context.elastic_auth().await;
-            let done = health::template::install_index_template(&url, auth.as_ref(), context.stack)
-                .await
-                .map_err(|e| step_error(step.name, e))?;
+            if let Some(credentials) = context.elastic_credentials().await {
+                progress.set("setting up the kibana_system and kelp-shipper users");
+                let done =
+                    secrets::configure_elasticsearch_users(&url, &credentials, context.stack)
+                        .await
+                        .map_err(|e| step_error(step.name, e))?;
+                report.notes.push(format!("users: {}", done.join(", ")));
+            }
+            progress.set("installing the index template");
+            let (auth, ca) = context.elastic_auth().await;
+            let done = health::template::install_index_template_with_ca(
+                &url,
+                auth.as_ref(),
+                ca.as_deref(),
+                context.stack,
+            )
+            .await
+            .map_err(|e| step_error(step.name, e))?;
             report.notes.push(format!("index template: {done}"));
         }
         Some(After::Dashboards) => {
@@ -592,7 +605,9 @@ async fn apply_object(
             .await
             .map_err(|e| kube_error(step, "reading", object, e))?;
         let plan = growth::plan(&live_sts, desired);
-        if !plan.is_empty() {
+        // A refused plan fails in execute with its fix, before the API
+        // server would refuse the StatefulSet with a less helpful message.
+        if plan.is_needed() || !plan.refused.is_empty() {
             let done = growth::execute(client, context.namespace(), &plan)
                 .await
                 .map_err(|e| step_error(step, e))?;
@@ -736,11 +751,11 @@ async fn import_dashboards(
         )
     })?;
     let auth = match context.elastic_auth().await {
-        Some(auth) => KibanaAuth::Basic {
+        (Some(auth), _) => KibanaAuth::Basic {
             username: auth.username,
-            password: auth.password,
+            password: auth.password.expose().to_owned(),
         },
-        None => KibanaAuth::None,
+        (None, _) => KibanaAuth::None,
     };
     let target = KibanaTarget {
         url,

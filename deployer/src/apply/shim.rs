@@ -15,16 +15,35 @@ pub(crate) mod health {
 
     pub(crate) use crate::health::{Gate, GateFuture, GateStatus};
 
-    /// Basic credentials; the password never reaches a log line.
+    /// A password that never reaches a log line.
     #[derive(Clone)]
-    pub(crate) struct BasicAuth {
-        pub(crate) username: String,
-        pub(crate) password: String,
+    pub(crate) struct Password(String);
+
+    impl Password {
+        pub(crate) fn expose(&self) -> &str {
+            &self.0
+        }
     }
 
-    impl std::fmt::Debug for BasicAuth {
+    impl std::fmt::Debug for Password {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "BasicAuth({}, [redacted])", self.username)
+            f.write_str("[redacted]")
+        }
+    }
+
+    /// Basic credentials.
+    #[derive(Debug, Clone)]
+    pub(crate) struct BasicAuth {
+        pub(crate) username: String,
+        pub(crate) password: Password,
+    }
+
+    impl BasicAuth {
+        pub(crate) fn new(username: impl Into<String>, password: impl Into<String>) -> BasicAuth {
+            BasicAuth {
+                username: username.into(),
+                password: Password(password.into()),
+            }
         }
     }
 
@@ -241,6 +260,9 @@ pub(crate) mod health {
             pub(crate) fn new(url: String, auth: Option<BasicAuth>, want: ClusterColor) -> Self {
                 SearchHealth { url, auth, want }
             }
+            pub(crate) fn with_ca_certificates_pem(self, _pem: Vec<u8>) -> Self {
+                self
+            }
         }
 
         impl Gate for SearchHealth {
@@ -252,7 +274,7 @@ pub(crate) mod health {
                     let url = format!("{}/_cluster/health", self.url.trim_end_matches('/'));
                     let mut request = super::http().get(&url);
                     if let Some(auth) = &self.auth {
-                        request = request.basic_auth(&auth.username, Some(&auth.password));
+                        request = request.basic_auth(&auth.username, Some(auth.password.expose()));
                     }
                     let body: serde_json::Value = match request.send().await {
                         Ok(r) => match r.bytes().await {
@@ -300,7 +322,7 @@ pub(crate) mod health {
                     let url = format!("{}/api/status", self.url.trim_end_matches('/'));
                     let mut request = super::http().get(&url);
                     if let Some(auth) = &self.auth {
-                        request = request.basic_auth(&auth.username, Some(&auth.password));
+                        request = request.basic_auth(&auth.username, Some(auth.password.expose()));
                     }
                     let body: serde_json::Value = match request.send().await {
                         Ok(r) => r
@@ -364,9 +386,10 @@ pub(crate) mod health {
         #[error("installing the index template failed")]
         pub(crate) struct TemplateError;
 
-        pub(crate) async fn install_index_template(
+        pub(crate) async fn install_index_template_with_ca(
             _url: &str,
             _auth: Option<&BasicAuth>,
+            _ca_certificates_pem: Option<&[u8]>,
             stack: &Stack,
         ) -> Result<String, TemplateError> {
             Ok(format!(
@@ -429,19 +452,40 @@ pub(crate) mod secrets {
     ) -> Result<SecretsReport, SecretsError> {
         Ok(SecretsReport)
     }
+
+    pub(crate) struct ElasticsearchCredentials {
+        pub(crate) ca_pem: Vec<u8>,
+        pub(crate) elastic: super::health::Password,
+    }
+
+    pub(crate) async fn read_credentials(
+        _client: &kube::Client,
+        _stack: &Stack,
+    ) -> Result<ElasticsearchCredentials, SecretsError> {
+        Err(SecretsError)
+    }
+
+    pub(crate) async fn configure_elasticsearch_users(
+        _url: &str,
+        _credentials: &ElasticsearchCredentials,
+        _stack: &Stack,
+    ) -> Result<Vec<String>, SecretsError> {
+        Err(SecretsError)
+    }
 }
 
 pub(crate) mod growth {
     use k8s_openapi::api::apps::v1::StatefulSet;
 
-    /// Which claim templates grew.
+    /// Which claim templates grew, and what kelp refuses.
     pub(crate) struct GrowthPlan {
-        pub(crate) grown: Vec<String>,
+        pub(crate) grow: Vec<String>,
+        pub(crate) refused: Vec<String>,
     }
 
     impl GrowthPlan {
-        pub(crate) fn is_empty(&self) -> bool {
-            self.grown.is_empty()
+        pub(crate) fn is_needed(&self) -> bool {
+            !self.grow.is_empty() && self.refused.is_empty()
         }
     }
 
@@ -450,7 +494,10 @@ pub(crate) mod growth {
     pub(crate) struct GrowthError;
 
     pub(crate) fn plan(_live: &StatefulSet, _desired: &StatefulSet) -> GrowthPlan {
-        GrowthPlan { grown: Vec::new() }
+        GrowthPlan {
+            grow: Vec::new(),
+            refused: Vec::new(),
+        }
     }
 
     pub(crate) async fn execute(

@@ -27,8 +27,9 @@ pub enum GateKind {
 pub enum After {
     /// The generated Secrets (passwords, certificates), once the namespace exists.
     Secrets,
-    /// The shipper's index template, into Elasticsearch.
-    IndexTemplate,
+    /// With security on, the `kibana_system` password and the shipper's
+    /// role and user; then the shipper's index template.
+    ElasticsearchSetup,
     /// kelp's saved objects, into Kibana.
     Dashboards,
 }
@@ -100,7 +101,7 @@ pub fn steps(stack: &Stack) -> Vec<Step> {
             name: "elasticsearch",
             objects: component("elasticsearch"),
             gate: Some(GateKind::Elasticsearch),
-            after: Some(After::IndexTemplate),
+            after: Some(After::ElasticsearchSetup),
         },
         Step {
             name: "kibana",
@@ -189,7 +190,7 @@ mod tests {
             (
                 "elasticsearch",
                 Some(GateKind::Elasticsearch),
-                Some(After::IndexTemplate),
+                Some(After::ElasticsearchSetup),
             ),
             ("kibana", Some(GateKind::Kibana), Some(After::Dashboards)),
             ("shipper", None, None),
