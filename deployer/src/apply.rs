@@ -44,7 +44,7 @@ use self::endpoints::Endpoints;
 use self::progress::{Mode, StepProgress};
 use self::rollout::Rollout;
 use self::shim::health::forward::{Forward, forward};
-use self::shim::health::{self, BasicAuth, ClusterColor, Gate};
+use self::shim::health::{self, BasicAuth, ClusterColor, Gate, HttpOptions};
 use self::shim::secrets::ElasticsearchCredentials;
 use self::shim::{growth, preflight, secrets};
 use self::steps::{After, GateKind, Step};
@@ -333,12 +333,14 @@ impl Context<'_> {
         let address = self
             .forwarded(step, "elasticsearch-0", 9200, forwards)
             .await?;
-        let scheme = if self.stack.elasticsearch.security_enabled() {
-            "https"
+        Ok(if self.stack.elasticsearch.security_enabled() {
+            // The forward listens on 127.0.0.1; `localhost` is a name the
+            // generated certificate carries, an IP address is not.
+            let port = address.rsplit(':').next().unwrap_or("9200");
+            format!("https://localhost:{port}")
         } else {
-            "http"
-        };
-        Ok(format!("{scheme}://{address}"))
+            format!("http://{address}")
+        })
     }
 
     async fn kibana_url(
@@ -374,13 +376,16 @@ impl Context<'_> {
     }
 
     /// Basic authentication as `elastic`, and the CA to trust.
-    async fn elastic_auth(&self) -> (Option<BasicAuth>, Option<Vec<u8>>) {
+    async fn elastic_auth(&self) -> (Option<BasicAuth>, HttpOptions) {
         match self.elastic_credentials().await {
             Some(credentials) => (
                 Some(BasicAuth::new("elastic", credentials.elastic.expose())),
-                Some(credentials.ca_pem),
+                HttpOptions {
+                    ca_certificates_pem: Some(credentials.ca_pem),
+                    ..HttpOptions::default()
+                },
             ),
-            None => (None, None),
+            None => (None, HttpOptions::default()),
         }
     }
 
@@ -433,12 +438,8 @@ impl Context<'_> {
                 } else {
                     ClusterColor::Yellow
                 };
-                let (auth, ca) = self.elastic_auth().await;
-                let gate = health::search::SearchHealth::new(url, auth, want);
-                Box::new(match ca {
-                    Some(pem) => gate.with_ca_certificates_pem(pem),
-                    None => gate,
-                })
+                let (auth, http) = self.elastic_auth().await;
+                Box::new(health::search::SearchHealth::new(url, auth, want).with_http(http))
             }
             GateKind::Kibana => {
                 let url = self.kibana_url(step, &mut forwards).await?;
@@ -525,7 +526,7 @@ async fn apply_step(
         let secrets = secrets::ensure(&context.client, context.stack)
             .await
             .map_err(|e| step_error(step.name, e))?;
-        report.notes.push(format!("secrets: {secrets}"));
+        report.notes.push(secrets.to_string().trim_end().to_owned());
     }
     for workload in step.workloads() {
         wait_rollout(context, step.name, workload, options, progress).await?;
@@ -566,11 +567,11 @@ async fn apply_step(
                 report.notes.push(format!("users: {}", done.join(", ")));
             }
             progress.set("installing the index template");
-            let (auth, ca) = context.elastic_auth().await;
-            let done = health::template::install_index_template_with_ca(
+            let (auth, http) = context.elastic_auth().await;
+            let done = health::template::install_index_template_with(
                 &url,
                 auth.as_ref(),
-                ca.as_deref(),
+                &http,
                 context.stack,
             )
             .await

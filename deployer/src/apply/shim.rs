@@ -47,6 +47,14 @@ pub(crate) mod health {
         }
     }
 
+    /// How the HTTP gates reach HTTPS servers of the cluster.
+    #[derive(Debug, Clone, Default)]
+    #[allow(dead_code)]
+    pub(crate) struct HttpOptions {
+        pub(crate) ca_certificates_pem: Option<Vec<u8>>,
+        pub(crate) resolve: Vec<(String, std::net::SocketAddr)>,
+    }
+
     /// The cluster health colour a search gate waits for.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub(crate) enum ClusterColor {
@@ -260,7 +268,7 @@ pub(crate) mod health {
             pub(crate) fn new(url: String, auth: Option<BasicAuth>, want: ClusterColor) -> Self {
                 SearchHealth { url, auth, want }
             }
-            pub(crate) fn with_ca_certificates_pem(self, _pem: Vec<u8>) -> Self {
+            pub(crate) fn with_http(self, _http: super::HttpOptions) -> Self {
                 self
             }
         }
@@ -386,10 +394,10 @@ pub(crate) mod health {
         #[error("installing the index template failed")]
         pub(crate) struct TemplateError;
 
-        pub(crate) async fn install_index_template_with_ca(
+        pub(crate) async fn install_index_template_with(
             _url: &str,
             _auth: Option<&BasicAuth>,
-            _ca_certificates_pem: Option<&[u8]>,
+            _http: &super::HttpOptions,
             stack: &Stack,
         ) -> Result<String, TemplateError> {
             Ok(format!(
@@ -438,7 +446,7 @@ pub(crate) mod secrets {
 
     impl std::fmt::Display for SecretsReport {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("no secrets generated (shim)")
+            f.write_str("secrets: none generated (shim)")
         }
     }
 
