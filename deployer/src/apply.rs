@@ -795,3 +795,58 @@ async fn import_dashboards(
         imported.imported.len()
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dashboards_record_changes_with_the_kibana_image_only() {
+        let a = dashboards_hash("docker.elastic.co/kibana/kibana:8.19.21");
+        assert_eq!(
+            a,
+            dashboards_hash("docker.elastic.co/kibana/kibana:8.19.21")
+        );
+        assert_ne!(a, dashboards_hash("docker.elastic.co/kibana/kibana:9.1.0"));
+        assert_eq!(a.len(), 24);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn the_report_says_nothing_to_do_only_without_changes() {
+        let step = |outcomes: &[Outcome]| StepReport {
+            name: "kafka".to_owned(),
+            objects: outcomes
+                .iter()
+                .enumerate()
+                .map(|(i, o)| (format!("Service/s{i}"), *o))
+                .collect(),
+            gate: Some("1 broker".to_owned()),
+            notes: Vec::new(),
+        };
+        let table = [
+            (vec![Outcome::Unchanged, Outcome::Unchanged], true, 0),
+            (vec![Outcome::Unchanged, Outcome::Changed], false, 1),
+            (vec![Outcome::Created, Outcome::Changed], false, 2),
+        ];
+        for (outcomes, nothing, changed) in table {
+            let report = ApplyReport {
+                steps: vec![step(&outcomes)],
+            };
+            assert_eq!(report.nothing_to_do(), nothing);
+            assert_eq!(report.changed(), changed);
+            let text = report.to_string();
+            assert_eq!(
+                text.contains("nothing to do: all 2 objects"),
+                nothing,
+                "{text}"
+            );
+            assert!(text.starts_with("kafka: 2 objects"), "{text}");
+            assert!(text.contains("; healthy: 1 broker"), "{text}");
+            assert_eq!(
+                text.contains("  Changed: Service/s1"),
+                outcomes[1] == Outcome::Changed
+            );
+        }
+    }
+}
