@@ -128,6 +128,9 @@ impl StepReport {
 /// What `kelp apply` did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ApplyReport {
+    /// The preflight checks, as their report prints them (warnings
+    /// included); `None` when skipped.
+    pub preflight: Option<String>,
     /// The steps, in order.
     pub steps: Vec<StepReport>,
 }
@@ -149,6 +152,12 @@ impl ApplyReport {
 
 impl fmt::Display for ApplyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(preflight) = &self.preflight {
+            writeln!(f, "preflight:")?;
+            for line in preflight.lines() {
+                writeln!(f, "  {line}")?;
+            }
+        }
         for step in &self.steps {
             write!(
                 f,
@@ -469,19 +478,20 @@ pub async fn apply(
         stack,
         endpoints: &options.endpoints,
     };
+    let mut report = ApplyReport::default();
     if !options.skip_preflight {
         let mut progress = StepProgress::start(options.progress, "preflight");
         progress.set("checking the cluster");
-        let report = preflight::run(&context.client, stack)
+        let checks = preflight::run(&context.client, stack)
             .await
             .map_err(|e| ApplyError::Preflight(e.to_string()))?;
-        if !report.passed() {
+        if !checks.passed() {
             progress.finish(false, "a check failed");
-            return Err(ApplyError::Preflight(report.to_string()));
+            return Err(ApplyError::Preflight(checks.to_string()));
         }
         progress.finish(true, "passed");
+        report.preflight = Some(checks.to_string());
     }
-    let mut report = ApplyReport::default();
     for step in steps::steps(stack) {
         let mut progress = StepProgress::start(options.progress, step.name);
         match apply_step(&context, &step, options, &mut progress).await {
@@ -831,6 +841,7 @@ mod tests {
         ];
         for (outcomes, nothing, changed) in table {
             let report = ApplyReport {
+                preflight: None,
                 steps: vec![step(&outcomes)],
             };
             assert_eq!(report.nothing_to_do(), nothing);
