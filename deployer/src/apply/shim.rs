@@ -1,10 +1,19 @@
-//! TEMPORARY SHIM, delete at merge. Stand-ins with the exact signatures of
-//! what other branches are building in parallel (`health::{zookeeper,
-//! kafka, search, kibana, forward, template, wait}`, `preflight`,
+//! TEMPORARY SHIM, delete at merge. Stand-ins with the signatures of what
+//! other branches build in parallel (`health::{zookeeper, kafka, search,
+//! kibana, forward, template, wait, BasicAuth, HttpOptions}`, `preflight`,
 //! `secrets`, `growth`), so the apply engine compiles and its integration
-//! test runs before they land. At merge: delete this file and its `mod`
-//! line in `apply.rs`, and replace `super::shim::` / `apply::shim::` with
-//! `crate::` in the `use` lines (grep for `shim`).
+//! test runs before they land. Once `gates` and `secrets` are merged:
+//!
+//! ```sh
+//! git rm deployer/src/apply/shim.rs
+//! sed -i '/^pub(crate) mod shim;$/d; s/self::shim::secrets::/crate::secrets::/; s/self::shim::health::/crate::health::/; s/self::shim::{growth, preflight, secrets}/crate::{growth, preflight, secrets}/' deployer/src/apply.rs
+//! sed -i 's/super::shim::health::GateStatus/crate::health::GateStatus/' deployer/src/apply/status.rs
+//! ```
+//!
+//! (Tried on a scratch merge of `apply`, `gates` and `secrets` at their
+//! 2026-11-27 23:55 heads: it builds, clippy is clean, and both
+//! `deployer_apply` integration tests pass with the real gates, preflight,
+//! secrets and template install.)
 //!
 //! The gates here are deliberately small but real (ZooKeeper `srvr`, Kafka
 //! metadata, `_cluster/health`, `/api/status`); preflight, secrets, growth,
