@@ -3,6 +3,7 @@
 mod collector_kafka;
 mod collector_metadata;
 mod collector_ops;
+mod deployer_apply;
 mod deployer_cluster;
 mod deployer_gates;
 mod deployer_render;

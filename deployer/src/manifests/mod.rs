@@ -124,7 +124,7 @@ impl Object {
     /// Whether the object is set-up that workloads need before they start:
     /// the namespace, storage, identities and configuration. Secrets are
     /// referenced by name, not rendered (docs/DEPLOYER.md lists them).
-    fn is_setup(&self) -> bool {
+    pub fn is_setup(&self) -> bool {
         matches!(
             self,
             Object::Namespace(_)
