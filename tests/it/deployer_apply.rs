@@ -246,19 +246,19 @@ fn apply_converges_is_idempotent_rolls_only_changes_and_destroy_keeps_data() -> 
 
     let dir = tempfile::tempdir()?;
     let stack_path = dir.path().join("stack.yaml");
-    let stack = |max_events: u32| {
+    let stack = |max_events: u32, kafka_gib: u32| {
         format!(
             "namespace: {namespace}\n\
              storage: {{storage_class: \"{class}\"}}\n\
              zookeeper: {{replicas: 1}}\n\
-             kafka:\n  replicas: 1\n  default_replication_factor: 1\n  min_insync_replicas: 1\n  \
+             kafka:\n  replicas: 1\n  volume_size_gib: {kafka_gib}\n  default_replication_factor: 1\n  min_insync_replicas: 1\n  \
              topics:\n    logs: {{name: {logs_topic}, partitions: 3, retention_hours: 1}}\n    \
              dead_letter: {{name: {dead_letter_topic}, partitions: 3, retention_hours: 1}}\n\
              elasticsearch: {{replicas: 1, security: false}}\n\
              shipper: {{bulk: {{max_events: {max_events}}}}}\n"
         )
     };
-    std::fs::write(&stack_path, stack(2000))?;
+    std::fs::write(&stack_path, stack(2000, 100))?;
     let stack_arg = stack_path.to_str().context("temp path is not utf-8")?;
     let endpoints = [
         format!("zookeeper={zookeeper}"),
@@ -370,7 +370,7 @@ fn apply_converges_is_idempotent_rolls_only_changes_and_destroy_keeps_data() -> 
     );
 
     // 5. A config change plans and rolls only the shipper.
-    std::fs::write(&stack_path, stack(1000))?;
+    std::fs::write(&stack_path, stack(1000, 100))?;
     let plan = run(vec!["plan".into(), "--stack".into(), stack_arg.into()])?;
     ensure!(plan.status.success(), "kelp plan failed");
     let plan_text = stdout(&plan);
@@ -410,6 +410,55 @@ fn apply_converges_is_idempotent_rolls_only_changes_and_destroy_keeps_data() -> 
             a.2
         );
     }
+
+    // 5b. A bigger Kafka volume grows the claim in place and re-creates the
+    // StatefulSet around the running pod (its claim template is immutable).
+    let uid = |kind: &str, name: &str| -> anyhow::Result<String> {
+        let out = kubectl()
+            .args([
+                "-n",
+                &namespace,
+                "get",
+                kind,
+                name,
+                "-o",
+                "jsonpath={.metadata.uid}",
+            ])
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    let (sts_before, pod_before) = (uid("statefulset", "kafka")?, uid("pod", "kafka-0")?);
+    std::fs::write(&stack_path, stack(1000, 120))?;
+    let grown = run(with("apply", &["--timeout-secs", "120"]))?;
+    ensure!(grown.status.success(), "the growing kelp apply failed");
+    ensure!(
+        stdout(&grown).contains("Changed: StatefulSet/kafka"),
+        "the StatefulSet is re-applied"
+    );
+    let size = kubectl()
+        .args([
+            "-n",
+            &namespace,
+            "get",
+            "pvc",
+            "data-kafka-0",
+            "-o",
+            "jsonpath={.spec.resources.requests.storage}",
+        ])
+        .output()?;
+    ensure!(
+        String::from_utf8_lossy(&size.stdout).trim() == "120Gi",
+        "the claim asks for 120Gi: {}",
+        String::from_utf8_lossy(&size.stdout)
+    );
+    ensure!(
+        uid("statefulset", "kafka")? != sts_before,
+        "the StatefulSet was re-created"
+    );
+    ensure!(
+        uid("pod", "kafka-0")? == pod_before,
+        "the broker pod kept running"
+    );
 
     // 6. Destroy keeps the claims; status then fails.
     let destroy = run(vec!["destroy".into(), "--stack".into(), stack_arg.into()])?;
