@@ -15,9 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::{Context as _, ensure};
 use serde_json::{Value, json};
 
-fn kubectl() -> Command {
-    Command::new(std::env::var("KELP_KUBECTL").unwrap_or_else(|_| "kubectl".to_owned()))
-}
+use kelp_tests::kubectl;
 
 /// Deletes the test's namespace and cluster-wide objects if the test
 /// stops before its own `destroy --purge-data`.
