@@ -534,7 +534,54 @@ fn stack_block(rbd: &Rbd) -> anyhow::Result<String> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Wrapper {
+        #[command(subcommand)]
+        command: StorageCommand,
+    }
+
+    #[test]
+    fn install_driver_flags_combine() {
+        let ok: &[&[&str]] = &[
+            // Only the driver: no Ceph access needed.
+            &["--install-driver"],
+            &["--install-driver", "--yes", "--csi-namespace", "csi"],
+            &["--install-driver", "--dry-run"],
+            &[
+                "--install-driver",
+                "--driver-base-url",
+                "https://m.example/ceph-csi/v3.12.2",
+                "--driver-manifests",
+                "/list.yaml",
+                "--driver-timeout-secs",
+                "60",
+            ],
+            &["--keyring", "/k", "--apply", "--install-driver", "--yes"],
+            &["--keyring", "/k", "--apply", "--dry-run"],
+        ];
+        let bad: &[&[&str]] = &[
+            // Neither Ceph access nor the driver-only mode.
+            &[],
+            &["--yes"],
+            &["--keyring", "/k", "--yes"],
+            &["--keyring", "/k", "--driver-base-url", "https://m.example"],
+            &["--keyring", "/k", "--driver-manifests", "/list.yaml"],
+            &["--keyring", "/k", "--dry-run"],
+        ];
+        for (args, want_ok) in ok
+            .iter()
+            .map(|a| (a, true))
+            .chain(bad.iter().map(|a| (a, false)))
+        {
+            let argv = ["storage", "rbd"].iter().chain(args.iter());
+            let parsed = Wrapper::try_parse_from(argv);
+            assert_eq!(parsed.is_ok(), want_ok, "{args:?}: {parsed:?}");
+        }
+    }
 
     #[test]
     fn the_stack_block_round_trips_through_the_stack_file() {
