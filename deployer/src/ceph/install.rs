@@ -30,6 +30,12 @@ pub enum InstallError {
         #[source]
         source: reqwest::Error,
     },
+    /// A file is larger than any driver manifest should be.
+    #[error("downloading {url} failed: it is larger than {MAX_FILE_BYTES} bytes")]
+    TooLarge {
+        /// The file's URL.
+        url: String,
+    },
     /// A verified file or its documents were refused.
     #[error(transparent)]
     Driver(#[from] DriverError),
@@ -64,6 +70,10 @@ pub enum InstallError {
         last: String,
     },
 }
+
+/// The most kelp downloads of one file: ceph-csi's largest manifest is
+/// about 8 KiB, so a bigger answer is not a manifest and is not buffered.
+pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 
 /// Verified driver files, ready to apply.
 #[derive(Debug, Clone)]
@@ -100,15 +110,19 @@ pub async fn prepare(
             url: url.clone(),
             source,
         };
-        let bytes = http
+        let mut response = http
             .get(&url)
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
-            .map_err(error)?
-            .bytes()
-            .await
             .map_err(error)?;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(error)? {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() > MAX_FILE_BYTES {
+                return Err(InstallError::TooLarge { url });
+            }
+        }
         driver::verify(file, &bytes)?;
         tracing::info!("downloaded {url}: sha256 matches the pin");
         files.push((file, bytes));
