@@ -2,6 +2,7 @@
 
 pub(crate) mod dashboards;
 pub(crate) mod init;
+pub(crate) mod probe;
 pub(crate) mod render;
 
 use std::io::Write as _;

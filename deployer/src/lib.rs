@@ -1,9 +1,11 @@
 //! The deployer's steps as a library, so that `kelp`'s subcommands share
 //! them: `kelp dashboards import` runs [`kibana::import_dashboards`] alone,
 //! and `kelp apply` runs it once Kibana is up. [`stack`] reads the stack
-//! file and [`manifests`] turns it into Kubernetes objects (`kelp render`).
+//! file and [`manifests`] turns it into Kubernetes objects (`kelp render`);
+//! [`probe`] is `kelp probe`, the live canary.
 
 pub mod health;
 pub mod kibana;
 pub mod manifests;
+pub mod probe;
 pub mod stack;

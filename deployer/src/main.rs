@@ -40,6 +40,14 @@ enum Command {
     /// Kibana dashboards for container logs.
     #[command(subcommand)]
     Dashboards(cmd::dashboards::DashboardsCommand),
+    /// Check the whole pipeline with a canary pod's log line.
+    ///
+    /// Starts a short-lived pod that writes one line with a unique token,
+    /// searches until the token is indexed and prints the write-to-searchable
+    /// time; at the deadline, says where it stopped: the pod, Kafka, the
+    /// dead-letter topic or the shipper. Exits 0 only when the token was
+    /// found. docs/PROBE.md explains the report.
+    Probe(Box<cmd::probe::ProbeArgs>),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +76,13 @@ fn run(command: Command) -> anyhow::Result<()> {
                 .build()
                 .context("starting the async runtime failed")?;
             runtime.block_on(cmd::dashboards::run(command))
+        }
+        Command::Probe(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime failed")?;
+            runtime.block_on(cmd::probe::run(&args))
         }
     }
 }
