@@ -4,6 +4,7 @@ mod collector_kafka;
 mod collector_ops;
 mod deployer_render;
 mod fault_e2e;
+mod probe;
 mod shipper_faults;
 mod shipper_index;
 mod shipper_support;

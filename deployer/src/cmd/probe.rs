@@ -243,7 +243,7 @@ fn facts_lines(out: &mut String, facts: &Facts) {
         Lookup::Done(Some(pod)) => {
             let _ = writeln!(
                 out,
-                "pod status: phase {}, node {}, container {:?}",
+                "pod status: phase {}, node {}, container {}",
                 pod.phase.as_deref().unwrap_or("unknown"),
                 pod.node.as_deref().unwrap_or("none"),
                 pod.container

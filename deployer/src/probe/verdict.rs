@@ -56,6 +56,25 @@ pub enum ContainerState {
     },
 }
 
+impl fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContainerState::NotReported => f.write_str("not reported"),
+            ContainerState::Waiting {
+                reason,
+                message: Some(message),
+            } => write!(f, "waiting: {reason}: {message}"),
+            ContainerState::Waiting { reason, .. } => write!(f, "waiting: {reason}"),
+            ContainerState::Running => f.write_str("running"),
+            ContainerState::Terminated { exit_code, reason } => write!(
+                f,
+                "terminated with code {exit_code} ({})",
+                reason.as_deref().unwrap_or("no reason given")
+            ),
+        }
+    }
+}
+
 /// A record's position in Kafka.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Position {

@@ -404,3 +404,35 @@ fn reports_say_what_was_seen() {
         }
     }
 }
+
+#[test]
+fn container_states_read_as_words() {
+    let cases = [
+        (ContainerState::NotReported, "not reported"),
+        (ContainerState::Running, "running"),
+        (
+            ContainerState::Waiting {
+                reason: "ErrImagePull".to_owned(),
+                message: Some("not found".to_owned()),
+            },
+            "waiting: ErrImagePull: not found",
+        ),
+        (
+            ContainerState::Waiting {
+                reason: "ContainerCreating".to_owned(),
+                message: None,
+            },
+            "waiting: ContainerCreating",
+        ),
+        (
+            ContainerState::Terminated {
+                exit_code: 127,
+                reason: None,
+            },
+            "terminated with code 127 (no reason given)",
+        ),
+    ];
+    for (state, want) in cases {
+        assert_eq!(state.to_string(), want);
+    }
+}
