@@ -40,13 +40,6 @@ pub const DEFAULT_ELASTICSEARCH_VERSION: &str = "8.19.21";
 /// The canary pod of `kelp probe`: busybox's `echo`, in a few MiB.
 pub const DEFAULT_PROBE_IMAGE: &str = "docker.io/library/busybox:1.37.0";
 
-impl Images {
-    /// The image of `kelp probe`'s canary pod.
-    pub fn probe(&self) -> &str {
-        self.probe.as_deref().unwrap_or(DEFAULT_PROBE_IMAGE)
-    }
-}
-
 /// Largest Elasticsearch heap: below 32 GiB the JVM keeps compressed object
 /// pointers; Elastic's guidance is "no more than about 31 GB".
 pub const MAX_ELASTICSEARCH_HEAP_MIB: u32 = 31 * 1024;
@@ -148,6 +141,13 @@ impl Default for Images {
             probe: None,
             pull_secrets: Vec::new(),
         }
+    }
+}
+
+impl Images {
+    /// The image of `kelp probe`'s canary pod.
+    pub fn probe(&self) -> &str {
+        self.probe.as_deref().unwrap_or(DEFAULT_PROBE_IMAGE)
     }
 }
 

@@ -26,8 +26,8 @@ fn kubectl() -> Command {
 struct Namespace(String);
 
 impl Namespace {
-    /// Creates it and waits for its default ServiceAccount, without which
-    /// the API server refuses pods.
+    /// Creates it, with Pod Security `restricted`, and waits for its
+    /// default ServiceAccount, without which the API server refuses pods.
     async fn create() -> anyhow::Result<Namespace> {
         let name = kelp_tests::unique("kelp-probe-it");
         let created = kubectl().args(["create", "namespace", &name]).output()?;
@@ -37,6 +37,21 @@ impl Namespace {
             String::from_utf8_lossy(&created.stderr)
         );
         let namespace = Namespace(name);
+        // The strictest Pod Security level: the probe pod must pass it.
+        let labelled = kubectl()
+            .args([
+                "label",
+                "namespace",
+                &namespace.0,
+                "pod-security.kubernetes.io/enforce=restricted",
+            ])
+            .output()?;
+        ensure!(
+            labelled.status.success(),
+            "labelling namespace {} failed: {}",
+            namespace.0,
+            String::from_utf8_lossy(&labelled.stderr)
+        );
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let sa = kubectl()
