@@ -349,8 +349,10 @@ async fn probe_reports_the_write_to_searchable_time() -> anyhow::Result<()> {
 #[ignore = "needs the testbed: testbed/testbed up kafka opensearch k8s"]
 async fn probe_without_a_shipper_says_in_kafka_not_indexed() -> anyhow::Result<()> {
     let scenario = Scenario::new("probe-unshipped").await?;
+    // The deadline leaves the collector time to ship on a loaded machine;
+    // without a shipper the token can never be found, so it is always waited out.
     let _collector = scenario.start_collector()?;
-    let (child, stderr) = scenario.start_probe(20, &[])?;
+    let (child, stderr) = scenario.start_probe(40, &[])?;
     let pod = probe_pod(&scenario.namespace.0).await?;
     write_log(scenario.dir.path(), &scenario.namespace.0, &pod)?;
 
@@ -403,7 +405,7 @@ async fn probe_whose_line_was_never_written_says_not_in_kafka() -> anyhow::Resul
 async fn probe_finds_a_dead_lettered_token_and_its_reason() -> anyhow::Result<()> {
     let scenario = Scenario::new("probe-dead").await?;
     let _collector = scenario.start_collector()?;
-    let (child, stderr) = scenario.start_probe(20, &[])?;
+    let (child, stderr) = scenario.start_probe(40, &[])?;
     let pod = probe_pod(&scenario.namespace.0).await?;
     write_log(scenario.dir.path(), &scenario.namespace.0, &pod)?;
     // What a shipper writes when the search engine rejects the document
