@@ -29,6 +29,7 @@
 use std::io::Write as _;
 use std::ops::Range;
 
+use bytes::Bytes;
 use kelp_record::{EventId, ParseEventIdError};
 
 use crate::index_name::{IndexTemplate, RenderError};
@@ -37,9 +38,13 @@ use crate::time::format_rfc3339_millis;
 
 mod view;
 
+/// Largest body capacity reserved up front.
+const MAX_PRESIZED_BYTES: usize = 16 << 20;
+
 pub use self::view::RecordView;
 
-/// The shipper's time for `event.ingested`, formatted once per batch.
+/// The shipper's time for `event.ingested`: when the event entered a bulk
+/// request body, formatted once per millisecond by the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ingested {
     text: String,
@@ -139,6 +144,9 @@ pub struct BatchItem {
     document: Range<usize>,
     /// Byte range of the index name inside the action line.
     index: Range<usize>,
+    /// The event's `@timestamp` in milliseconds since the Unix epoch, for the
+    /// delay metric once the search engine has the document.
+    pub timestamp_unix_millis: Option<i64>,
 }
 
 impl BatchItem {
@@ -154,6 +162,7 @@ impl BatchItem {
             action: shift(&self.action),
             document: shift(&self.document),
             index: shift(&self.index),
+            timestamp_unix_millis: self.timestamp_unix_millis,
         }
     }
 }
@@ -163,6 +172,9 @@ impl BatchItem {
 pub struct BulkBatch {
     limits: BatchLimits,
     body: Vec<u8>,
+    /// The body once sent: shared by every send of the batch instead of
+    /// copied (bodies are megabytes).
+    sealed: Option<Bytes>,
     items: Vec<BatchItem>,
     // Reused between pushes: the rendered index name.
     name: String,
@@ -173,7 +185,10 @@ impl BulkBatch {
     pub fn new(limits: BatchLimits) -> BulkBatch {
         BulkBatch {
             limits,
-            body: Vec::new(),
+            // Sized up front: growing by doubling copied each body about
+            // twice. Untouched capacity costs no memory until written.
+            body: Vec::with_capacity(limits.max_bytes.min(MAX_PRESIZED_BYTES)),
+            sealed: None,
             items: Vec::new(),
             name: String::new(),
         }
@@ -207,7 +222,7 @@ impl BulkBatch {
         template: &IndexTemplate,
         ingested: &Ingested,
     ) -> Result<(), PushError> {
-        if self.items.len() >= self.limits.max_events {
+        if self.items.len() >= self.limits.max_events || self.sealed.is_some() {
             return Err(PushError::Full);
         }
         template
@@ -238,13 +253,29 @@ impl BulkBatch {
             action: start..doc_start,
             document: doc_start..self.body.len(),
             index,
+            timestamp_unix_millis: view.timestamp_unix_millis(),
         });
         Ok(())
     }
 
-    /// Whether another event would certainly not fit.
+    /// The body as shared bytes, for sending; the batch takes no more events
+    /// after this. Every later call returns the same bytes without a copy.
+    pub fn seal(&mut self) -> Bytes {
+        match &self.sealed {
+            Some(bytes) => bytes.clone(),
+            None => {
+                let bytes = Bytes::from(std::mem::take(&mut self.body));
+                self.sealed = Some(bytes.clone());
+                bytes
+            }
+        }
+    }
+
+    /// Whether another event would certainly not fit (or the batch is sealed).
     pub fn is_full(&self) -> bool {
-        self.items.len() >= self.limits.max_events || self.body.len() >= self.limits.max_bytes
+        self.sealed.is_some()
+            || self.items.len() >= self.limits.max_events
+            || self.body().len() >= self.limits.max_bytes
     }
 
     /// Number of events.
@@ -259,7 +290,7 @@ impl BulkBatch {
 
     /// The request body: NDJSON, every line newline-terminated.
     pub fn body(&self) -> &[u8] {
-        &self.body
+        self.sealed.as_deref().unwrap_or(&self.body)
     }
 
     /// The items in request order.
@@ -271,13 +302,13 @@ impl BulkBatch {
     /// dead-letter topic.
     pub fn document(&self, i: usize) -> Option<&[u8]> {
         let item = self.items.get(i)?;
-        self.body.get(item.document.start..item.document.end - 1)
+        self.body().get(item.document.start..item.document.end - 1)
     }
 
     /// The index name item `i` is written to.
     pub fn index_name(&self, i: usize) -> Option<&str> {
         let item = self.items.get(i)?;
-        std::str::from_utf8(self.body.get(item.index.clone())?).ok()
+        std::str::from_utf8(self.body().get(item.index.clone())?).ok()
     }
 
     /// Cuts the batch into two halves in request order, for HTTP 413. A batch
@@ -309,13 +340,14 @@ impl BulkBatch {
         let mut out = BulkBatch {
             limits: self.limits,
             body: Vec::with_capacity(items.iter().map(BatchItem::len).sum()),
+            sealed: None,
             items: Vec::with_capacity(items.len()),
             name: String::new(),
         };
         for item in items {
             let to = out.body.len();
             out.body
-                .extend_from_slice(&self.body[item.action.start..item.document.end]);
+                .extend_from_slice(&self.body()[item.action.start..item.document.end]);
             out.items.push(item.shifted(item.action.start, to));
         }
         out

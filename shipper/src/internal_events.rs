@@ -129,7 +129,7 @@ impl Metrics {
         );
         registry.register(
             "event_delay_seconds",
-            "event.ingested minus @timestamp: how old an event is when it is shipped.",
+            "Acknowledged by the search engine minus @timestamp: how old an event is when it is indexed (searchable after the next refresh).",
             m.event_delay.clone(),
         );
         registry.register(
@@ -144,7 +144,7 @@ impl Metrics {
         );
         registry.register(
             "consumer_lag",
-            "Records between the committed offset and the high watermark, per assigned partition.",
+            "Records between where the group would resume (its committed offset, else the position, else the low watermark) and the high watermark, per assigned partition, from librdkafka statistics.",
             m.consumer_lag.clone(),
         );
         registry.register(
@@ -326,7 +326,8 @@ impl BulkRequestCompleted {
     }
 }
 
-/// How old an event was when it was batched: `event.ingested - @timestamp`.
+/// How old an event was when the search engine acknowledged it: the bulk
+/// response's time minus `@timestamp`.
 #[derive(Debug)]
 pub(crate) struct EventDelay {
     pub(crate) millis: i64,

@@ -12,6 +12,7 @@ pub mod bulk;
 pub mod config;
 pub mod dead_letter;
 pub mod index_name;
+pub mod lag;
 pub mod response;
 pub mod source;
 pub mod template;

@@ -43,6 +43,7 @@ use kelp_shipper::backoff::{Backoff, SplitMix64};
 use kelp_shipper::bulk::{BatchLimits, BulkBatch, Ingested, PushError, RecordView};
 use kelp_shipper::dead_letter::{DeadLetter, Stage};
 use kelp_shipper::index_name::IndexTemplate;
+use kelp_shipper::lag::{PartitionOffsets, partition_lag};
 use kelp_shipper::response::{self, BulkOutcome, ErrorClass, ItemOutcome};
 use kelp_shipper::source::{SourcePos, TopicPartition, TopicTable};
 use kelp_shipper::watermark::{TrackError, Watermarks};
@@ -123,8 +124,6 @@ impl Readiness {
 #[derive(Debug)]
 struct OpenBatch {
     batch: BulkBatch,
-    ingested: Ingested,
-    ingested_millis: i64,
     started: Instant,
 }
 
@@ -152,6 +151,8 @@ struct State {
     paused: bool,
     /// Shutting down: no new batches are started by rebalances.
     closing: bool,
+    /// The last `event.ingested` formatted, with its millisecond.
+    ingested: (i64, Ingested),
 }
 
 impl State {
@@ -233,6 +234,7 @@ impl Shared {
                 queued_bytes: 0,
                 paused: false,
                 closing: false,
+                ingested: (0, Ingested::from_unix_millis(0)),
             }),
             changed: Condvar::new(),
             wake: Notify::new(),
@@ -309,38 +311,34 @@ impl Shared {
             }
         };
         loop {
-            let open = st.open.get_or_insert_with(|| {
-                let millis = now_millis();
-                OpenBatch {
-                    batch: BulkBatch::new(self.settings.limits),
-                    ingested: Ingested::from_unix_millis(millis),
-                    ingested_millis: millis,
-                    started: Instant::now(),
-                }
+            // event.ingested is when the event entered a body; the text is
+            // formatted again only when the millisecond changes.
+            let millis = now_millis();
+            if st.ingested.0 != millis {
+                st.ingested = (millis, Ingested::from_unix_millis(millis));
+            }
+            let st: &mut State = &mut st;
+            let open = st.open.get_or_insert_with(|| OpenBatch {
+                batch: BulkBatch::new(self.settings.limits),
+                started: Instant::now(),
             });
             match open
                 .batch
-                .push_view(pos, &view, &self.settings.template, &open.ingested)
+                .push_view(pos, &view, &self.settings.template, &st.ingested.1)
             {
                 Ok(()) => {
-                    if let Some(ts) = view.timestamp_unix_millis() {
-                        EventDelay {
-                            millis: open.ingested_millis - ts,
-                        }
-                        .emit();
-                    }
                     if open.batch.is_full() {
-                        self.flush(&mut st);
+                        self.flush(st);
                     }
                     return;
                 }
                 // Send the full batch and try again in a fresh one.
-                Err(PushError::Full) if !open.batch.is_empty() => self.flush(&mut st),
+                Err(PushError::Full) if !open.batch.is_empty() => self.flush(st),
                 // An empty batch takes any single record; should that ever
                 // change, the record must not wait forever in the watermark.
                 Err(PushError::Full) => {
                     self.dead_letter_record(
-                        &mut st,
+                        st,
                         pos,
                         payload,
                         "batch_full",
@@ -350,7 +348,7 @@ impl Shared {
                 }
                 Err(PushError::Rejected(error)) => {
                     let detail = error.to_string();
-                    self.dead_letter_record(&mut st, pos, payload, error.reason(), &detail);
+                    self.dead_letter_record(st, pos, payload, error.reason(), &detail);
                     return;
                 }
             }
@@ -521,13 +519,13 @@ impl Shared {
         let bytes = job.batch.body().len();
         let mut work = vec![(job.batch, 0u32)];
         while let Some((batch, attempt)) = work.pop() {
-            let batch = self.current_items(batch, &job.generations);
+            let mut batch = self.current_items(batch, &job.generations);
             if batch.is_empty() || self.fatal.get().is_some() {
                 continue;
             }
             let started = Instant::now();
             let sent = batch.len();
-            let (outcome, label) = match self.client.bulk(batch.body().to_vec()).await {
+            let (outcome, label) = match self.client.bulk(batch.seal()).await {
                 Ok(answer) => {
                     self.readiness
                         .engine
@@ -666,11 +664,18 @@ impl Shared {
         let mut done = Vec::with_capacity(items.len());
         let mut retry = Vec::new();
         let (mut indexed, mut conflicts) = (0u64, 0u64);
+        let acked_millis = now_millis();
         for (i, (item, outcome)) in batch.items().iter().zip(items).enumerate() {
             match outcome {
                 ItemOutcome::Indexed => {
                     indexed += 1;
                     done.push(item.source);
+                    if let Some(ts) = item.timestamp_unix_millis {
+                        EventDelay {
+                            millis: acked_millis - ts,
+                        }
+                        .emit();
+                    }
                 }
                 ItemOutcome::Conflict409 => {
                     conflicts += 1;
@@ -1050,11 +1055,20 @@ impl ClientContext for ShipperContext {
     fn stats(&self, statistics: Statistics) {
         for (topic, t) in &statistics.topics {
             for p in t.partitions.values() {
-                if p.partition >= 0 && p.desired && p.consumer_lag >= 0 {
+                if p.partition < 0 || !p.desired {
+                    continue;
+                }
+                let offsets = PartitionOffsets {
+                    high_watermark: p.hi_offset,
+                    low_watermark: p.lo_offset,
+                    committed: p.committed_offset,
+                    position: p.app_offset,
+                };
+                if let Some(lag) = partition_lag(offsets) {
                     ConsumerLag {
                         topic,
                         partition: p.partition,
-                        lag: p.consumer_lag,
+                        lag,
                     }
                     .emit();
                 }

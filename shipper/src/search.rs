@@ -179,14 +179,14 @@ impl SearchClient {
     /// Sends a bulk body. gzip (level 1: most of the saving for a fraction
     /// of the CPU of the default level 6) runs in `block_in_place`, so a
     /// large body does not stall the other tasks of this worker.
-    pub(crate) async fn bulk(&self, body: Vec<u8>) -> Result<Response, TransportError> {
+    pub(crate) async fn bulk(&self, body: Bytes) -> Result<Response, TransportError> {
         let (bytes, gzipped) = if self.gzip {
             (
                 Bytes::from(tokio::task::block_in_place(|| gzip(&body))),
                 true,
             )
         } else {
-            (Bytes::from(body), false)
+            (body, false)
         };
         self.send(
             Method::POST,
@@ -510,6 +510,9 @@ pub(crate) fn describe(backend: &Backend) -> String {
     };
     format!("{name} {}.{}", backend.major, backend.minor)
 }
+
+#[cfg(test)]
+mod lifecycle_tests;
 
 #[cfg(test)]
 mod tests {

@@ -492,3 +492,28 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_sealed_batch_shares_its_body_and_takes_no_more_events() {
+    let mut batch = batch_of(3);
+    let before = batch.body().to_vec();
+    let sealed = batch.seal();
+    assert_eq!(&sealed[..], before.as_slice());
+    assert_eq!(
+        batch.body(),
+        before.as_slice(),
+        "items still resolve after sealing"
+    );
+    assert_eq!(batch.document(1), batch_of(3).document(1));
+    // Every send of the batch shares the same bytes.
+    assert_eq!(batch.seal().as_ptr(), sealed.as_ptr());
+    let template = IndexTemplate::parse("logs-{kubernetes.namespace}").unwrap();
+    assert!(matches!(
+        batch.push_record(pos(0, 99), &record("shop", 99), &template, &ingested()),
+        Err(PushError::Full)
+    ));
+    assert!(batch.is_full());
+    // A narrowed copy (a retry of some items) is a fresh, unsealed body.
+    let retry = batch.select(|i, _| i == 2);
+    assert_eq!(lines(retry.body()).len(), 2);
+}
