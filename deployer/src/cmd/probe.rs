@@ -138,7 +138,6 @@ fn options(args: &ProbeArgs, stack: &Stack) -> ProbeOptions {
         shipper_group: args.shipper_group.clone(),
         kafka: args.kafka_bootstrap.as_ref().map(|bootstrap| KafkaTarget {
             bootstrap: bootstrap.clone(),
-            properties: Default::default(),
         }),
         keep_pod: args.keep_pod,
     }

@@ -55,22 +55,17 @@ pub fn dead_letter_record(
     }
 }
 
-/// Where and how to read Kafka.
+/// Where to read Kafka (plaintext, as the stack's brokers listen).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaTarget {
     /// `host:port[,host:port...]`.
     pub bootstrap: String,
-    /// Extra librdkafka properties (e.g. `security.protocol`).
-    pub properties: BTreeMap<String, String>,
 }
 
 impl KafkaTarget {
     fn config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap);
-        for (key, value) in &self.properties {
-            config.set(key, value);
-        }
         config
     }
 }
