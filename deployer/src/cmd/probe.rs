@@ -26,8 +26,9 @@ pub(crate) struct ProbeArgs {
     /// Namespace of the probe pod. Default: the stack's namespace.
     #[arg(long, value_name = "NS")]
     namespace: Option<String>,
-    /// The search engine's URL, e.g. https://localhost:9200 through
-    /// `kubectl port-forward svc/elasticsearch 9200`.
+    /// The search engine's URL, e.g.
+    /// https://elasticsearch-http.kelp.svc.cluster.local:9200 (through a
+    /// port-forward from outside the cluster; docs/PROBE.md shows how).
     #[arg(long, value_name = "URL")]
     search_url: Url,
     /// User for basic authentication; the password comes from
