@@ -292,21 +292,37 @@ async fn finish(mut child: Child, stderr: &Path, limit: Duration) -> anyhow::Res
     })
 }
 
-/// The probe pod is gone or going once `kelp probe` exits.
-fn assert_pod_deleted(namespace: &str, pod: &str) -> anyhow::Result<()> {
+/// Whether a pod exists and whether it is being deleted.
+#[derive(Debug, PartialEq, Eq)]
+enum Presence {
+    Gone,
+    Deleting,
+    Present,
+}
+
+fn presence(namespace: &str, pod: &str) -> anyhow::Result<Presence> {
     let got = kubectl()
         .args(["get", "pod", pod, "-n", namespace, "-o", "json"])
         .output()?;
     if !got.status.success() {
         let stderr = String::from_utf8_lossy(&got.stderr);
         ensure!(stderr.contains("NotFound"), "kubectl get pod: {stderr}");
-        return Ok(());
+        return Ok(Presence::Gone);
     }
     let pod: Value = serde_json::from_slice(&got.stdout)?;
+    Ok(if pod["metadata"]["deletionTimestamp"].is_string() {
+        Presence::Deleting
+    } else {
+        Presence::Present
+    })
+}
+
+/// The probe pod is gone or going once `kelp probe` exits.
+fn assert_pod_deleted(namespace: &str, pod: &str) -> anyhow::Result<()> {
+    let presence = presence(namespace, pod)?;
     ensure!(
-        pod["metadata"]["deletionTimestamp"].is_string(),
-        "the probe pod was not deleted: {}",
-        pod["metadata"]
+        presence != Presence::Present,
+        "the probe pod {namespace}/{pod} was not deleted"
     );
     Ok(())
 }
@@ -379,9 +395,10 @@ async fn probe_without_a_shipper_says_in_kafka_not_indexed() -> anyhow::Result<(
 
 #[tokio::test]
 #[ignore = "needs the testbed: testbed/testbed up kafka opensearch k8s"]
-async fn probe_whose_line_was_never_written_says_not_in_kafka() -> anyhow::Result<()> {
+async fn probe_whose_line_was_never_written_says_not_in_kafka_and_keeps_the_pod()
+-> anyhow::Result<()> {
     let scenario = Scenario::new("probe-unwritten").await?;
-    let (child, stderr) = scenario.start_probe(10, &[])?;
+    let (child, stderr) = scenario.start_probe(10, &["--keep-pod"])?;
     let pod = probe_pod(&scenario.namespace.0).await?;
 
     let result = finish(child, &stderr, Duration::from_secs(120)).await?;
@@ -397,7 +414,14 @@ async fn probe_whose_line_was_never_written_says_not_in_kafka() -> anyhow::Resul
         "the report names neither the topic nor the node:\n{}",
         result.stdout
     );
-    assert_pod_deleted(&scenario.namespace.0, &pod.name)
+    // --keep-pod: still there, and the report says so.
+    ensure!(
+        presence(&scenario.namespace.0, &pod.name)? == Presence::Present
+            && result.stdout.contains("left in place"),
+        "--keep-pod did not keep the pod:\n{}",
+        result.stdout
+    );
+    Ok(())
 }
 
 #[tokio::test]
