@@ -115,6 +115,9 @@ pub enum Outcome {
         /// From the container's start (or the pod's creation) to the first
         /// search hit; `None` when the API server gave neither time.
         latency: Option<Duration>,
+        /// From the line's `@timestamp` (the node's clock, to the
+        /// nanosecond) to the first search hit; `None` without one.
+        since_written: Option<Duration>,
         /// Searches made.
         searches: u32,
     },
@@ -148,6 +151,13 @@ pub fn latency(started_ms: Option<i64>, found_ms: i64) -> Option<Duration> {
     Some(Duration::from_millis(
         u64::try_from(found_ms.saturating_sub(started)).unwrap_or(0),
     ))
+}
+
+/// An RFC 3339 timestamp (`@timestamp`) in milliseconds since the epoch.
+pub fn timestamp_ms(text: &str) -> Option<i64> {
+    text.parse::<k8s_openapi::jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_millisecond())
 }
 
 fn now_ms() -> i64 {
@@ -242,9 +252,11 @@ async fn watch(
                 let found_ms = now_ms();
                 let pod = pods.get_opt(token.as_str()).await.ok().flatten();
                 let started = pod.as_ref().and_then(pod::started_ms).or(Some(created_ms));
+                let written = hit.timestamp.as_deref().and_then(timestamp_ms);
                 return Ok(Outcome::Found {
-                    hit,
                     latency: latency(started, found_ms),
+                    since_written: written.and_then(|written| latency(Some(written), found_ms)),
+                    hit,
                     searches,
                 });
             }
@@ -383,6 +395,19 @@ mod tests {
         ];
         for (started, found, want) in cases {
             assert_eq!(latency(started, found), want, "{started:?} {found}");
+        }
+    }
+
+    #[test]
+    fn timestamps_are_read_to_the_millisecond() {
+        let cases = [
+            ("2026-11-27T10:00:00Z", Some(1_795_773_600_000)),
+            ("2026-11-27T10:00:03.123456789Z", Some(1_795_773_603_123)),
+            ("2026-11-27T12:00:03.5+02:00", Some(1_795_773_603_500)),
+            ("yesterday", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(timestamp_ms(text), want, "{text}");
         }
     }
 

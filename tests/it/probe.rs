@@ -346,7 +346,8 @@ async fn probe_reports_the_write_to_searchable_time() -> anyhow::Result<()> {
         result.stderr
     );
     for needle in [
-        "searchable ".to_owned(),
+        "after the probe container started".to_owned(),
+        "after the line's @timestamp".to_owned(),
         format!("token: {}", pod.name),
         format!("index: {}-{}-", scenario.setup.prefix, scenario.namespace.0),
         format!("kubernetes.pod.name: {}", pod.name),

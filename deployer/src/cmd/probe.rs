@@ -191,6 +191,7 @@ fn render(report: &Report) -> String {
         Outcome::Found {
             hit,
             latency,
+            since_written,
             searches,
         } => {
             let _ = writeln!(out, "verdict: found");
@@ -202,6 +203,13 @@ fn render(report: &Report) -> String {
                 ),
                 None => writeln!(out, "searchable ({searches} searches)"),
             };
+            if let Some(since) = since_written {
+                let _ = writeln!(
+                    out,
+                    "searchable {:.1} s after the line's @timestamp (the node's clock)",
+                    since.as_secs_f64()
+                );
+            }
             let _ = writeln!(out, "token: {}", report.token);
             let _ = writeln!(out, "pod: {pod}");
             let _ = writeln!(out, "index: {}", hit.index);
@@ -435,6 +443,7 @@ mod tests {
                     ingested: None,
                 },
                 latency: Some(Duration::from_millis(2_345)),
+                since_written: Some(Duration::from_millis(1_250)),
                 searches: 3,
             },
             pod_deleted: true,
@@ -442,7 +451,8 @@ mod tests {
         let text = render(&found);
         assert!(text.starts_with("verdict: found\n"), "{text}");
         for needle in [
-            "searchable 2.3 s after",
+            "searchable 2.3 s after the probe container started",
+            "searchable 1.2 s after the line's @timestamp",
             "index: kelp-logs-kelp-2026.11.27",
             "_id: ab-00",
             "kubernetes.pod.name: kelp-probe-00000000000000ff",
