@@ -5,13 +5,15 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::checkpoint::{CheckpointError, Checkpoints};
 use crate::config::{Config, ConfigError, MetricsConfig, SinkConfig};
 use crate::health::Health;
 use crate::internal_events::{ConfigReloadFailed, ConfigReloaded, Metrics, MetricsTailEvents};
+use crate::metadata::watch::WatchSettings;
+use crate::metadata::{Inclusion, MetadataCache, MetadataError, MetadataWatch};
 use crate::pipeline::{Mode, Pipeline, PipelineError, Settings, Stats};
 use crate::reload::ReloadPlan;
 use crate::server::Server;
@@ -42,6 +44,14 @@ pub enum AppError {
     /// The pipeline stopped with an error.
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    /// The Kubernetes metadata watch could not start.
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    /// `kubernetes.enabled` without a node name to watch the pods of.
+    #[error(
+        "starting the kubernetes metadata watch failed: no node name (set node_name or NODE_NAME)"
+    )]
+    NoNodeName,
 }
 
 /// Options of `run` that are not in the config file.
@@ -114,6 +124,7 @@ struct Context<'a> {
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     log: &'a LogFilter,
+    metadata: Option<Arc<MetadataCache>>,
 }
 
 /// Runs the collector with the config at `path`; returns its counters.
@@ -138,6 +149,10 @@ pub fn run(path: &Path, options: RunOptions, log: &LogFilter) -> Result<Stats, A
     let health = Arc::new(Health::new(ms(config.metrics.liveness_timeout_ms)));
     // Stopped (and joined) when dropped, after the pipeline's final save.
     let _server = start_server(&config.metrics, &metrics, &health);
+    let (metadata, _watch) = match start_metadata(&config, &metrics)? {
+        Some((cache, watch)) => (Some(cache), Some(watch)),
+        None => (None, None),
+    };
     let context = Context {
         path,
         options,
@@ -146,6 +161,7 @@ pub fn run(path: &Path, options: RunOptions, log: &LogFilter) -> Result<Stats, A
         metrics,
         health,
         log,
+        metadata,
     };
     match config.sink.clone() {
         SinkConfig::Kafka(kafka) => {
@@ -181,6 +197,56 @@ fn start_server(
             None
         }
     }
+}
+
+/// Starts the pods and namespaces watch when `kubernetes.enabled`.
+fn start_metadata(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+) -> Result<Option<(Arc<MetadataCache>, MetadataWatch)>, AppError> {
+    let kubernetes = &config.kubernetes;
+    if !kubernetes.enabled {
+        return Ok(None);
+    }
+    let node = node_name(config);
+    if node.is_empty() {
+        return Err(AppError::NoNodeName);
+    }
+    let cache = Arc::new(MetadataCache::new(Inclusion {
+        labels: kubernetes.include_labels,
+        annotations: kubernetes.include_annotations.clone(),
+    }));
+    let watch = MetadataWatch::start(
+        WatchSettings {
+            node,
+            kubeconfig: kubernetes.kubeconfig.clone(),
+            deleted_pod_retention_ms: kubernetes.deleted_pod_retention_ms,
+        },
+        Arc::clone(&cache),
+        Arc::clone(metrics),
+    )?;
+    Ok(Some((cache, watch)))
+}
+
+/// Waits, at most `timeout` and not past a stop signal, for the first
+/// complete lists of pods and namespaces, so files present at start are
+/// read with their metadata. Reading starts anyway when the wait ends.
+fn wait_for_metadata(cache: &MetadataCache, timeout: Duration, stop: &AtomicBool) {
+    let started = Instant::now();
+    while !cache.read().synced() {
+        if started.elapsed() >= timeout || stop.load(Ordering::Relaxed) {
+            tracing::warn!(
+                waited_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "kubernetes metadata not listed yet; reading anyway, with path metadata for pods not known"
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tracing::info!(
+        waited_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "kubernetes metadata listed; reading"
+    );
 }
 
 fn ms(millis: u64) -> Duration {
@@ -249,6 +315,15 @@ fn drive<S: Sink>(config: Config, sink: S, context: &Context<'_>) -> Result<Stat
     let mut pipeline = Pipeline::new(tailer, sink, settings(&config)?)
         .with_metrics(Arc::clone(&context.metrics))
         .with_health(Arc::clone(&context.health));
+    if let Some(cache) = &context.metadata {
+        wait_for_metadata(
+            cache,
+            ms(config.kubernetes.initial_sync_timeout_ms),
+            &context.stop,
+        );
+        pipeline =
+            pipeline.with_metadata(Arc::clone(cache), ms(config.kubernetes.unknown_pod_wait_ms));
+    }
     let mut running = config;
     pipeline.run_with(mode, &context.stop, &context.reload, |pipeline| {
         reload(&mut running, pipeline, context);

@@ -40,6 +40,66 @@ pub struct Config {
     /// The collector's own log.
     #[serde(default)]
     pub log: LogConfig,
+    /// Pod metadata from the Kubernetes API and the annotations that
+    /// exclude pods or choose their multiline rule (docs/COLLECTOR.md).
+    #[serde(default)]
+    pub kubernetes: KubernetesConfig,
+}
+
+/// Pod metadata from the Kubernetes API: one list+watch of this node's
+/// pods and one of namespaces. See docs/COLLECTOR.md.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubernetesConfig {
+    /// Enrich events with labels, owner, node and image, and honour the
+    /// exclusion and multiline annotations. Default false: metadata comes
+    /// from the log file path only, as with `kelp-collector parse` (the
+    /// deployer turns it on in the cluster).
+    pub enabled: bool,
+    /// A kubeconfig file to reach the API server from outside the cluster
+    /// (tests, debugging). Default unset: the `KUBECONFIG` environment
+    /// variable or `~/.kube/config` when present, else the pod's service
+    /// account (in-cluster).
+    pub kubeconfig: Option<PathBuf>,
+    /// Ship every pod label as `kubernetes.labels.*`. Default true, as
+    /// Fluent Bit and Vector do.
+    pub include_labels: bool,
+    /// Pod annotations shipped as `kubernetes.annotations.*`: exact keys,
+    /// or prefixes ending in `*` (e.g. `example.com/*`). Default none:
+    /// annotations are often large (`last-applied-configuration`) and
+    /// sometimes sensitive.
+    pub include_annotations: Vec<String>,
+    /// At start, how long reading waits for the first complete list of pods
+    /// and namespaces, in milliseconds; after that it starts anyway, with
+    /// path metadata for pods not yet known. Default 10000.
+    pub initial_sync_timeout_ms: u64,
+    /// How long the lines of a new file whose pod is not known yet are held
+    /// back waiting for the watch to deliver the pod, in milliseconds; then
+    /// they go out with path metadata only (counted in
+    /// `kelp_collector_metadata_missing_total`). Default 2000: the pod
+    /// event normally arrives before the container's first line. 0 disables
+    /// holding.
+    pub unknown_pod_wait_ms: u64,
+    /// How long a deleted pod's metadata stays known for files found after
+    /// the deletion, in milliseconds. Files already open keep their pod's
+    /// metadata until they are drained and released, however long that
+    /// takes. Default 300000 (five minutes, `tail.deleted_file_grace_ms`'s
+    /// default).
+    pub deleted_pod_retention_ms: u64,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> KubernetesConfig {
+        KubernetesConfig {
+            enabled: false,
+            kubeconfig: None,
+            include_labels: true,
+            include_annotations: Vec::new(),
+            initial_sync_timeout_ms: 10_000,
+            unknown_pod_wait_ms: 2_000,
+            deleted_pod_retention_ms: 300_000,
+        }
+    }
 }
 
 /// Parsing settings.
@@ -365,6 +425,16 @@ impl Config {
                 self.metrics.liveness_timeout_ms, self.tail.poll_interval_ms
             )));
         }
+        if let Some(bad) = self
+            .kubernetes
+            .include_annotations
+            .iter()
+            .find(|key| key.is_empty() || key.trim_end_matches('*').contains('*'))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "kubernetes.include_annotations: {bad:?} must be a key or a prefix ending in *"
+            )));
+        }
         tracing_subscriber::EnvFilter::builder()
             .parse(&self.log.filter)
             .map_err(|error| ConfigError::Invalid(format!("log.filter: {error}")))?;
@@ -434,6 +504,14 @@ mod tests {
             (
                 "sink: {kind: kafka, bootstrap_servers: x, properties: {acks: \"1\"}}\n",
                 "acks",
+            ),
+            (
+                "sink: {kind: stdout}\nkubernetes: {enabeld: true}\n",
+                "enabeld",
+            ),
+            (
+                "sink: {kind: stdout}\nkubernetes: {include_annotations: [\"a*b\"]}\n",
+                "include_annotations",
             ),
         ];
         for (text, needle) in table {

@@ -55,6 +55,10 @@ pub const DELETED_UNACKED: &str = "deleted_unacked";
 /// before it was read to the end (one per file; see `unread_bytes_released`).
 pub const DELETED_UNDRAINED: &str = "deleted_undrained";
 
+/// Drop reason: the line's pod or container is excluded by an annotation
+/// (`kelp.io/exclude` and friends, see docs/COLLECTOR.md).
+pub const EXCLUDED: &str = "excluded";
+
 /// Every drop reason, so each series exists from the start at 0.
 fn drop_reasons() -> impl Iterator<Item = &'static str> {
     MalformedReason::ALL
@@ -65,12 +69,18 @@ fn drop_reasons() -> impl Iterator<Item = &'static str> {
             FILE_TRUNCATED,
             DELETED_UNACKED,
             DELETED_UNDRAINED,
+            EXCLUDED,
         ])
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResourceLabel {
+    resource: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -141,6 +151,14 @@ pub struct Metrics {
     unknown_acks: Counter,
     config_reloads: Family<OutcomeLabel, Counter>,
     config_restart_required: Gauge,
+    /// `dropped_lines{reason="excluded"}`, kept at hand: it moves per line.
+    excluded_lines: Counter,
+    metadata_missing: Counter,
+    metadata_watch_errors: Family<ResourceLabel, Counter>,
+    metadata_watch_restarts: Family<ResourceLabel, Counter>,
+    metadata_pods_cached: Gauge,
+    metadata_namespaces_cached: Gauge,
+    metadata_synced: Family<ResourceLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -183,6 +201,13 @@ impl Metrics {
             unknown_acks: Counter::default(),
             config_reloads: Family::default(),
             config_restart_required: Gauge::default(),
+            excluded_lines: Counter::default(),
+            metadata_missing: Counter::default(),
+            metadata_watch_errors: Family::default(),
+            metadata_watch_restarts: Family::default(),
+            metadata_pods_cached: Gauge::default(),
+            metadata_namespaces_cached: Gauge::default(),
+            metadata_synced: Family::default(),
         };
         registry.register(
             "lines_read",
@@ -206,7 +231,8 @@ impl Metrics {
         );
         registry.register(
             "dropped_lines",
-            "Lines dropped, by reason: malformed lines, and lines lost by the tailer. \
+            "Lines dropped, by reason: malformed lines, lines lost by the tailer, and \
+             lines of pods or containers excluded by annotation (excluded). \
              file_truncated and deleted_undrained count one per file, as the number of \
              lines lost is unknowable.",
             m.dropped_lines.clone(),
@@ -303,14 +329,59 @@ impl Metrics {
             "1 when the config file changed fields that apply only after a restart.",
             m.config_restart_required.clone(),
         );
+        registry.register(
+            "metadata_missing",
+            "Events sent with path metadata only: their pod was not known from the \
+             Kubernetes API (yet) when their file was opened.",
+            m.metadata_missing.clone(),
+        );
+        registry.register(
+            "metadata_watch_errors",
+            "Failed lists and watches of the Kubernetes API, by resource; retried with backoff.",
+            m.metadata_watch_errors.clone(),
+        );
+        registry.register(
+            "metadata_watch_restarts",
+            "Full relists after the first, by resource (the watch lost its place).",
+            m.metadata_watch_restarts.clone(),
+        );
+        registry.register(
+            "metadata_pods_cached",
+            "Pods of this node known from the API, deleted ones still retained included.",
+            m.metadata_pods_cached.clone(),
+        );
+        registry.register(
+            "metadata_namespaces_cached",
+            "Namespaces known from the API.",
+            m.metadata_namespaces_cached.clone(),
+        );
+        registry.register(
+            "metadata_synced",
+            "1 once the resource's first full list arrived, by resource.",
+            m.metadata_synced.clone(),
+        );
         // Each bounded series exists from the start, at 0.
         for reason in drop_reasons() {
             let _ = m.dropped_lines.get_or_create(&ReasonLabel { reason });
         }
+        let excluded_lines = m
+            .dropped_lines
+            .get_or_create(&ReasonLabel { reason: EXCLUDED })
+            .clone();
+        for resource in ["pods", "namespaces"] {
+            let label = ResourceLabel { resource };
+            let _ = m.metadata_watch_errors.get_or_create(&label);
+            let _ = m.metadata_watch_restarts.get_or_create(&label);
+            let _ = m.metadata_synced.get_or_create(&label);
+        }
         for outcome in ["applied", "failed"] {
             let _ = m.config_reloads.get_or_create(&OutcomeLabel { outcome });
         }
-        Metrics { registry, ..m }
+        Metrics {
+            registry,
+            excluded_lines,
+            ..m
+        }
     }
 
     /// The Prometheus text exposition (OpenMetrics) of every metric.
@@ -672,6 +743,171 @@ impl ConfigReloadFailed<'_> {
         m.config_reloads
             .get_or_create(&OutcomeLabel { outcome: "failed" })
             .inc();
+    }
+}
+
+/// A list or watch of the Kubernetes API failed; it is retried with backoff.
+#[derive(Debug)]
+pub(crate) struct MetadataWatchFailed<'a> {
+    pub(crate) resource: &'static str,
+    pub(crate) error: &'a dyn std::error::Error,
+}
+
+impl MetadataWatchFailed<'_> {
+    pub(crate) fn emit(self, m: &Metrics) {
+        tracing::warn!(
+            resource = self.resource,
+            error = %self.error,
+            "watching the kubernetes api failed; retrying with backoff"
+        );
+        m.metadata_watch_errors
+            .get_or_create(&ResourceLabel {
+                resource: self.resource,
+            })
+            .inc();
+    }
+}
+
+/// A watch lost its place and lists everything again.
+#[derive(Debug)]
+pub(crate) struct MetadataWatchRestarted {
+    pub(crate) resource: &'static str,
+}
+
+impl MetadataWatchRestarted {
+    pub(crate) fn emit(self, m: &Metrics) {
+        tracing::info!(resource = self.resource, "kubernetes watch relisting");
+        m.metadata_watch_restarts
+            .get_or_create(&ResourceLabel {
+                resource: self.resource,
+            })
+            .inc();
+    }
+}
+
+/// A full list of a resource arrived.
+#[derive(Debug)]
+pub(crate) struct MetadataSynced {
+    pub(crate) resource: &'static str,
+    pub(crate) objects: usize,
+}
+
+impl MetadataSynced {
+    pub(crate) fn emit(self, m: &Metrics) {
+        tracing::info!(
+            resource = self.resource,
+            objects = self.objects,
+            "kubernetes metadata listed"
+        );
+        m.metadata_synced
+            .get_or_create(&ResourceLabel {
+                resource: self.resource,
+            })
+            .set(1);
+        let gauge = match self.resource {
+            "pods" => &m.metadata_pods_cached,
+            _ => &m.metadata_namespaces_cached,
+        };
+        gauge.set(gauge_value(self.objects));
+    }
+}
+
+/// The periodic size of the metadata cache.
+#[derive(Debug)]
+pub(crate) struct MetadataCached {
+    pub(crate) pods: usize,
+    pub(crate) namespaces: usize,
+}
+
+impl MetadataCached {
+    pub(crate) fn emit(self, m: &Metrics) {
+        m.metadata_pods_cached.set(gauge_value(self.pods));
+        m.metadata_namespaces_cached
+            .set(gauge_value(self.namespaces));
+    }
+}
+
+/// Events of a file whose pod is not known went out with path metadata only.
+#[derive(Debug)]
+pub(crate) struct MetadataMissing {
+    pub(crate) events: u64,
+}
+
+impl MetadataMissing {
+    pub(crate) fn emit(self, m: &Metrics) {
+        m.metadata_missing.inc_by(self.events);
+    }
+}
+
+/// A file's pod was still unknown when it was opened (or its wait ended).
+#[derive(Debug)]
+pub(crate) struct PodUnknown<'a> {
+    pub(crate) path: &'a str,
+    pub(crate) waited_ms: u64,
+}
+
+impl PodUnknown<'_> {
+    pub(crate) fn emit(self, _m: &Metrics) {
+        tracing::info!(
+            path = self.path,
+            waited_ms = self.waited_ms,
+            "pod not known from the kubernetes api; shipping with path metadata"
+        );
+    }
+}
+
+/// A file became excluded, or shipped again, by annotation.
+#[derive(Debug)]
+pub(crate) struct FileExclusionChanged<'a> {
+    pub(crate) path: &'a str,
+    /// The annotation that excludes it, or `None` when it ships again.
+    pub(crate) annotation: Option<&'static str>,
+}
+
+impl FileExclusionChanged<'_> {
+    pub(crate) fn emit(self, _m: &Metrics) {
+        match self.annotation {
+            Some(annotation) => {
+                tracing::info!(
+                    path = self.path,
+                    annotation,
+                    "file excluded by annotation; its lines are dropped"
+                );
+            }
+            None => tracing::info!(
+                path = self.path,
+                "file no longer excluded; shipping its new lines"
+            ),
+        }
+    }
+}
+
+/// Annotations with values that are not understood; ignored.
+#[derive(Debug)]
+pub(crate) struct AnnotationsInvalid<'a> {
+    pub(crate) path: &'a str,
+    pub(crate) invalid: &'a [String],
+}
+
+impl AnnotationsInvalid<'_> {
+    pub(crate) fn emit(self, _m: &Metrics) {
+        tracing::warn!(
+            path = self.path,
+            annotations = ?self.invalid,
+            "ignoring annotations with values not understood"
+        );
+    }
+}
+
+/// Lines of an excluded file were dropped (acknowledged at once).
+#[derive(Debug)]
+pub(crate) struct LinesExcluded {
+    pub(crate) lines: u64,
+}
+
+impl LinesExcluded {
+    pub(crate) fn emit(self, m: &Metrics) {
+        m.excluded_lines.inc_by(self.lines);
     }
 }
 

@@ -7,6 +7,7 @@ pub mod config;
 pub mod fingerprint;
 pub mod health;
 pub mod internal_events;
+pub mod metadata;
 pub mod parse;
 pub mod pipeline;
 pub mod reload;

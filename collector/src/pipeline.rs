@@ -19,6 +19,20 @@
 //! emitted event owns exactly the queued lines of its stream from its own
 //! offset up to the next event's offset (or the stream's pending offset).
 //!
+//! # Pod metadata
+//!
+//! With a [`MetadataCache`] ([`Pipeline::with_metadata`]) each file looks up
+//! its pod when it is opened and again whenever the cache's generation
+//! moved (once per round, never per line): its event builder gets the
+//! pod's labels, owner, node and image, and the annotations decide whether
+//! the file is shipped and which multiline rule joins it. Lines of an
+//! excluded file are still read, so its checkpoint moves on, and are
+//! acknowledged at once and counted as dropped (`excluded`). A new file
+//! whose pod is not known yet has its lines held back for at most
+//! `unknown_pod_wait` (and [`MAX_HELD_BYTES`] over all files), then they go
+//! out with path metadata only. An open file keeps its pod's metadata after
+//! the pod is deleted, until the file is released.
+//!
 //! # Telemetry and reloads
 //!
 //! What happens is reported through [`crate::internal_events`] into the
@@ -35,15 +49,18 @@ use std::time::{Duration, Instant};
 
 use kelp_record::{Event, Flag, Stream};
 
+use self::tokens::TokenMap;
 use crate::checkpoint::FileKey;
 use crate::health::Health;
 use crate::internal_events::{
-    CheckpointSaveFailed, CheckpointsSaved, ContainerLabels, DeliveryFailed, EventAcked,
-    EventTruncated, EventsSent, InFlight as InFlightGauge, LineDropped, Metrics, TailState,
-    UNDETECTED_FORMAT,
+    AnnotationsInvalid, CheckpointSaveFailed, CheckpointsSaved, ContainerLabels, DeliveryFailed,
+    EventAcked, EventTruncated, EventsSent, FileExclusionChanged, InFlight as InFlightGauge,
+    LineDropped, LinesExcluded, MetadataMissing, Metrics, PodUnknown, TailState, UNDETECTED_FORMAT,
 };
-use crate::parse::event::{EventBuilder, Source};
-use crate::parse::multiline::{self, Multiline};
+use crate::metadata::{Exclusion, FileMeta, MetadataCache};
+use crate::parse::event::{Enrichment, EventBuilder, Source};
+use crate::parse::multiline::{self, Multiline, RuleName};
+use crate::parse::path::PathMeta;
 use crate::parse::path::parse_path;
 use crate::parse::reassemble::{Assembled, Reassembler};
 use crate::parse::{Format, detect, parse_line};
@@ -95,6 +112,10 @@ pub struct Stats {
     pub delivery_failures: HashMap<&'static str, u64>,
     /// Checkpoint saves that failed (retried at the next interval).
     pub checkpoint_save_failures: u64,
+    /// Lines dropped because an annotation excludes their pod or container.
+    pub excluded_lines: u64,
+    /// Events sent with path metadata only, their pod unknown to the API.
+    pub metadata_missing: u64,
 }
 
 /// How `run` ends.
@@ -135,6 +156,55 @@ struct FilePipe {
     multiline: Multiline,
     /// Lines per stream not yet owned by an emitted event.
     queued: [VecDeque<Queued>; 2],
+    /// What the path says; read once.
+    path_meta: Option<PathMeta>,
+    /// The pod and namespace last looked up.
+    meta: FileMeta,
+    /// The API's metadata for the events, when the pod is known.
+    enrichment: Option<Enrichment>,
+    /// Metadata is on and the pod unknown: events go out with path metadata.
+    missing: bool,
+    /// Set while an annotation excludes the file.
+    excluded: Option<Exclusion>,
+    /// The multiline rule an annotation chose.
+    rule: Option<RuleName>,
+    /// Lines held back until the pod is known or the wait ends.
+    hold: Option<Hold>,
+}
+
+/// Lines of a new file held back while its pod is unknown.
+#[derive(Debug)]
+struct Hold {
+    since_ms: u64,
+    until_ms: u64,
+    lines: Vec<Line>,
+    bytes: usize,
+}
+
+/// Most bytes of lines held back over all files waiting for their pod; the
+/// file whose line goes past it is released at once. Bounds memory when
+/// many files of unknown pods appear together.
+pub const MAX_HELD_BYTES: usize = 8 * 1024 * 1024;
+
+/// The metadata cache and the pipeline's use of it.
+#[derive(Debug)]
+struct MetadataState {
+    cache: Arc<MetadataCache>,
+    unknown_pod_wait_ms: u64,
+    /// The generation every file was last refreshed at.
+    generation: u64,
+    held_bytes: usize,
+    holding: usize,
+}
+
+/// The multiline settings of a file: the configured ones, with the rule an
+/// annotation chose.
+fn multiline_config(base: &multiline::Config, rule: Option<RuleName>) -> multiline::Config {
+    let mut config = base.clone();
+    if let Some(rule) = rule {
+        config.rule = multiline::Rule::from(rule);
+    }
+    config
 }
 
 impl FilePipe {
@@ -171,7 +241,7 @@ pub struct Pipeline<S: Sink, E: TailEvents> {
     sink: S,
     settings: Settings,
     files: HashMap<FileKey, FilePipe>,
-    in_flight: HashMap<u64, InFlight>,
+    in_flight: TokenMap<InFlight>,
     retries: VecDeque<(Instant, u64)>,
     next_token: u64,
     started: Instant,
@@ -184,6 +254,7 @@ pub struct Pipeline<S: Sink, E: TailEvents> {
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     last_gauges: Option<Instant>,
+    metadata: Option<MetadataState>,
 }
 
 /// How often the gauges computed from the tailer's files are refreshed.
@@ -204,7 +275,7 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
             sink,
             settings,
             files: HashMap::new(),
-            in_flight: HashMap::new(),
+            in_flight: TokenMap::default(),
             retries: VecDeque::new(),
             next_token: 0,
             started: Instant::now(),
@@ -216,7 +287,21 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
             metrics: Arc::new(Metrics::new()),
             health: Arc::new(Health::new(Duration::from_secs(30))),
             last_gauges: None,
+            metadata: None,
         }
+    }
+
+    /// Enriches events from `cache` and honours the annotations it holds;
+    /// files of unknown pods wait up to `unknown_pod_wait` for them.
+    pub fn with_metadata(mut self, cache: Arc<MetadataCache>, unknown_pod_wait: Duration) -> Self {
+        self.metadata = Some(MetadataState {
+            cache,
+            unknown_pod_wait_ms: u64::try_from(unknown_pod_wait.as_millis()).unwrap_or(u64::MAX),
+            generation: u64::MAX,
+            held_bytes: 0,
+            holding: 0,
+        });
+        self
     }
 
     /// Reports into `metrics` (by default a registry of its own); share it
@@ -254,8 +339,10 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
         for key in keys {
             let mut events = Vec::new();
             if let Some(pipe) = self.files.get_mut(&key) {
-                pipe.multiline
-                    .reconfigure(self.settings.multiline.clone(), &mut events);
+                pipe.multiline.reconfigure(
+                    multiline_config(&self.settings.multiline, pipe.rule),
+                    &mut events,
+                );
             }
             self.emit(key, events);
         }
@@ -379,6 +466,7 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
             Vec::new()
         };
         let busy = !lines.is_empty();
+        self.refresh_metadata(now_ms);
         for line in lines {
             self.take_line(line, now_ms);
         }
@@ -423,37 +511,182 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
 
     fn take_line(&mut self, line: Line, now_ms: u64) {
         self.stats.lines_read += 1;
-        let pipe = match self.files.entry(line.file) {
-            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
-            std::collections::hash_map::Entry::Vacant(entry) => {
-                let path = line.path.to_string_lossy().into_owned();
-                let meta = parse_path(&path);
-                let (namespace, pod_uid) = meta.as_ref().map_or(("", ""), |m| {
-                    (
-                        m.namespace.as_str(),
-                        m.pod_uid.as_deref().unwrap_or_default(),
-                    )
-                });
-                let topic = Arc::from(self.settings.topic.replace("{namespace}", namespace));
-                let key: Arc<[u8]> = match self.settings.key {
-                    KeyChoice::File => format!("{:016x}", line.file.fingerprint)
-                        .into_bytes()
-                        .into(),
-                    KeyChoice::Pod => pod_uid.as_bytes().into(),
-                    KeyChoice::None => Arc::from(&[][..]),
-                };
-                entry.insert(FilePipe {
-                    format: self.settings.format,
-                    builder: None,
-                    path,
-                    topic,
-                    key,
-                    reassembler: Reassembler::new(self.settings.max_event_bytes),
-                    multiline: Multiline::new(self.settings.multiline.clone()),
-                    queued: [VecDeque::new(), VecDeque::new()],
-                })
-            }
+        if !self.files.contains_key(&line.file) {
+            self.open_file(&line, now_ms);
+        }
+        self.process_line(line, now_ms, true);
+    }
+
+    /// The parsing state of a file seen for the first time: its topic and
+    /// key, and with metadata on, its pod's metadata or a hold until it is known.
+    fn open_file(&mut self, line: &Line, now_ms: u64) {
+        let path = line.path.to_string_lossy().into_owned();
+        let path_meta = parse_path(&path);
+        let (namespace, pod_uid) = path_meta.as_ref().map_or(("", ""), |m| {
+            (
+                m.namespace.as_str(),
+                m.pod_uid.as_deref().unwrap_or_default(),
+            )
+        });
+        let topic = Arc::from(self.settings.topic.replace("{namespace}", namespace));
+        let key: Arc<[u8]> = match self.settings.key {
+            KeyChoice::File => format!("{:016x}", line.file.fingerprint)
+                .into_bytes()
+                .into(),
+            KeyChoice::Pod => pod_uid.as_bytes().into(),
+            KeyChoice::None => Arc::from(&[][..]),
         };
+        let mut pipe = FilePipe {
+            format: self.settings.format,
+            builder: None,
+            path,
+            topic,
+            key,
+            reassembler: Reassembler::new(self.settings.max_event_bytes),
+            multiline: Multiline::new(self.settings.multiline.clone()),
+            queued: [VecDeque::new(), VecDeque::new()],
+            path_meta,
+            meta: FileMeta::default(),
+            enrichment: None,
+            missing: false,
+            excluded: None,
+            rule: None,
+            hold: None,
+        };
+        if let Some(state) = &mut self.metadata {
+            pipe.meta.refresh(&state.cache, pipe.path_meta.as_ref());
+            let mut events = Vec::new();
+            apply_metadata(
+                &mut pipe,
+                &state.cache,
+                &self.settings.multiline,
+                now_ms,
+                &self.metrics,
+                &mut events,
+            );
+            if pipe.missing && pipe.path_meta.is_some() {
+                if state.unknown_pod_wait_ms > 0 {
+                    pipe.hold = Some(Hold {
+                        since_ms: now_ms,
+                        until_ms: now_ms.saturating_add(state.unknown_pod_wait_ms),
+                        lines: Vec::new(),
+                        bytes: 0,
+                    });
+                    state.holding += 1;
+                } else {
+                    PodUnknown {
+                        path: &pipe.path,
+                        waited_ms: 0,
+                    }
+                    .emit(&self.metrics);
+                }
+            }
+        }
+        self.files.insert(line.file, pipe);
+    }
+
+    /// Looks every file's pod up again when the cache changed, and releases
+    /// the held lines of files whose pod arrived or whose wait ended.
+    fn refresh_metadata(&mut self, now_ms: u64) {
+        let Some(state) = &mut self.metadata else {
+            return;
+        };
+        let generation = state.cache.generation();
+        let changed = generation != state.generation;
+        if !changed && state.holding == 0 {
+            return;
+        }
+        state.generation = generation;
+        let mut release = Vec::new();
+        let mut emits = Vec::new();
+        for (key, pipe) in &mut self.files {
+            if changed && pipe.meta.refresh(&state.cache, pipe.path_meta.as_ref()) {
+                let mut events = Vec::new();
+                apply_metadata(
+                    pipe,
+                    &state.cache,
+                    &self.settings.multiline,
+                    now_ms,
+                    &self.metrics,
+                    &mut events,
+                );
+                if !events.is_empty() {
+                    emits.push((*key, events));
+                }
+            }
+            if let Some(hold) = &pipe.hold
+                && (!pipe.missing || hold.until_ms <= now_ms)
+            {
+                release.push(*key);
+            }
+        }
+        for (key, events) in emits {
+            self.emit(key, events);
+        }
+        for key in release {
+            self.release(key, now_ms);
+        }
+    }
+
+    /// Ends a file's hold: its lines go through the pipeline, with the
+    /// pod's metadata if it arrived, else with the path's.
+    fn release(&mut self, key: FileKey, now_ms: u64) {
+        let Some(pipe) = self.files.get_mut(&key) else {
+            return;
+        };
+        let Some(hold) = pipe.hold.take() else {
+            return;
+        };
+        if let Some(state) = &mut self.metadata {
+            state.held_bytes = state.held_bytes.saturating_sub(hold.bytes);
+            state.holding = state.holding.saturating_sub(1);
+        }
+        if pipe.missing {
+            PodUnknown {
+                path: &pipe.path,
+                waited_ms: now_ms.saturating_sub(hold.since_ms),
+            }
+            .emit(&self.metrics);
+        }
+        for line in hold.lines {
+            self.process_line(line, now_ms, false);
+        }
+    }
+
+    fn release_all(&mut self, now_ms: u64) {
+        let held: Vec<FileKey> = self
+            .files
+            .iter()
+            .filter(|(_, pipe)| pipe.hold.is_some())
+            .map(|(key, _)| *key)
+            .collect();
+        for key in held {
+            self.release(key, now_ms);
+        }
+    }
+
+    /// Parses one line of an open file into its pipe; with `may_hold`, a
+    /// line of a file on hold joins the held ones instead.
+    fn process_line(&mut self, line: Line, now_ms: u64, may_hold: bool) {
+        let key = line.file;
+        let Some(pipe) = self.files.get_mut(&key) else {
+            return;
+        };
+        if may_hold && let (Some(hold), Some(state)) = (&mut pipe.hold, &mut self.metadata) {
+            hold.bytes += line.bytes.len();
+            state.held_bytes += line.bytes.len();
+            hold.lines.push(line);
+            if state.held_bytes > MAX_HELD_BYTES {
+                self.release(key, now_ms);
+            }
+            return;
+        }
+        if pipe.excluded.is_some() {
+            self.stats.excluded_lines += 1;
+            LinesExcluded { lines: 1 }.emit(&self.metrics);
+            self.tailer.ack(&line.file, line.offset);
+            return;
+        }
         let format = match pipe.format {
             Some(format) => format,
             None => match detect(&line.bytes) {
@@ -558,12 +791,19 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
         // Forget the parsing state of files the tailer released.
         let tailer = &self.tailer;
         self.files.retain(|key, _| tailer.acks().contains(key));
+        if let Some(state) = &mut self.metadata {
+            let held = self.files.values().filter_map(|pipe| pipe.hold.as_ref());
+            (state.holding, state.held_bytes) = held.fold((0, 0), |(files, bytes), hold| {
+                (files + 1, bytes + hold.bytes)
+            });
+        }
     }
 
     /// Flushes every partial and multiline event: the end of a batch run.
     fn flush_all(&mut self) {
-        let keys: Vec<FileKey> = self.files.keys().copied().collect();
         let now_ms = self.now_ms();
+        self.release_all(now_ms);
+        let keys: Vec<FileKey> = self.files.keys().copied().collect();
         for key in keys {
             let mut events = Vec::new();
             if let Some(pipe) = self.files.get_mut(&key) {
@@ -582,6 +822,7 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
         let Some(pipe) = self.files.get_mut(&key) else {
             return;
         };
+        let missing = pipe.missing;
         let mut continuation_acks = Vec::new();
         let mut outgoing = Vec::with_capacity(events.len());
         for (index, mut assembled) in events.iter().cloned().enumerate() {
@@ -621,13 +862,15 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
                 first = false;
             }
             let builder = pipe.builder.get_or_insert_with(|| {
-                EventBuilder::new(&Source {
+                let mut builder = EventBuilder::new(&Source {
                     path: pipe.path.clone(),
-                    meta: parse_path(&pipe.path),
+                    meta: pipe.path_meta.clone(),
                     file_identity: key.fingerprint,
                     host: self.settings.node_name.clone(),
                     format: pipe.format.unwrap_or(Format::Cri),
-                })
+                });
+                builder.set_enrichment(pipe.enrichment.as_ref());
+                builder
             });
             let offset = assembled.offset;
             if assembled.flags.contains(&Flag::Truncated) {
@@ -657,6 +900,13 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
             count: outgoing.len() as u64,
         }
         .emit(&self.metrics);
+        if missing {
+            self.stats.metadata_missing += outgoing.len() as u64;
+            MetadataMissing {
+                events: outgoing.len() as u64,
+            }
+            .emit(&self.metrics);
+        }
         for event in outgoing {
             let token = self.next_token;
             self.next_token += 1;
@@ -812,6 +1062,57 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
     }
 }
 
+/// Brings a file's enrichment, exclusion and multiline rule in line with
+/// its looked-up pod and namespace. Events that must go out first (pending
+/// ones of a file becoming excluded, or joined under a rule that changes)
+/// are appended to `events`.
+fn apply_metadata(
+    pipe: &mut FilePipe,
+    cache: &MetadataCache,
+    base: &multiline::Config,
+    now_ms: u64,
+    metrics: &Metrics,
+    events: &mut Vec<Assembled>,
+) {
+    let container = pipe
+        .path_meta
+        .as_ref()
+        .map_or("", |meta| meta.container.as_str());
+    let enrichment = pipe.meta.enrichment(container, cache.inclusion());
+    if enrichment != pipe.enrichment {
+        if let Some(builder) = &mut pipe.builder {
+            builder.set_enrichment(enrichment.as_ref());
+        }
+        pipe.enrichment = enrichment;
+    }
+    pipe.missing = !pipe.meta.pod_known();
+    let decision = pipe.meta.decision(container);
+    if !decision.invalid.is_empty() {
+        AnnotationsInvalid {
+            path: &pipe.path,
+            invalid: &decision.invalid,
+        }
+        .emit(metrics);
+    }
+    if decision.excluded != pipe.excluded {
+        FileExclusionChanged {
+            path: &pipe.path,
+            annotation: decision.excluded.map(Exclusion::as_str),
+        }
+        .emit(metrics);
+        if decision.excluded.is_some() {
+            // Lines read before the exclusion still go out.
+            pipe.flush(now_ms, events);
+        }
+        pipe.excluded = decision.excluded;
+    }
+    if decision.multiline != pipe.rule {
+        pipe.rule = decision.multiline;
+        pipe.multiline
+            .reconfigure(multiline_config(base, pipe.rule), events);
+    }
+}
+
 /// Halves an event's message that the broker refused as too large; the
 /// event is flagged truncated rather than dropped. Returns whether the flag
 /// is new.
@@ -832,6 +1133,8 @@ fn shrink(event: &mut InFlight) -> bool {
     event.payload = record.to_json();
     newly
 }
+
+mod tokens;
 
 #[cfg(test)]
 mod tests;

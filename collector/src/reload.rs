@@ -7,8 +7,9 @@
 //! `max_line_bytes`, `read_chunk_bytes` and `read_from` (see
 //! [`crate::tail::TailConfig::reloaded`]). Everything else (`sink.*`,
 //! `node_name`, `parse.format`, `parse.max_event_bytes`,
-//! `checkpoint.path`, `metrics.listen`, `metrics.enabled`) keeps its running
-//! value: the producer, the event builders and the server are built once.
+//! `checkpoint.path`, `metrics.listen`, `metrics.enabled`, `kubernetes.*`)
+//! keeps its running value: the producer, the event builders, the server
+//! and the Kubernetes watch are built once.
 //!
 //! The running config is the file's minus the fields awaiting a restart,
 //! so each reload names those fields again until the restart happens.
@@ -213,6 +214,14 @@ mod tests {
         c.metrics.listen = "127.0.0.1:1".parse().unwrap();
         c.metrics.liveness_timeout_ms += 1;
         c.log.filter = "debug".into();
+        let k = &mut c.kubernetes;
+        k.enabled = true;
+        k.kubeconfig = Some("/etc/kube.yaml".into());
+        k.include_labels = false;
+        k.include_annotations = vec!["example.com/*".into()];
+        k.initial_sync_timeout_ms += 1;
+        k.unknown_pod_wait_ms += 1;
+        k.deleted_pod_retention_ms += 1;
         c.validate().unwrap();
         c
     }
@@ -270,6 +279,13 @@ mod tests {
             "sink.properties.sasl.password",
             "metrics.enabled",
             "metrics.listen",
+            "kubernetes.enabled",
+            "kubernetes.kubeconfig",
+            "kubernetes.include_labels",
+            "kubernetes.include_annotations",
+            "kubernetes.initial_sync_timeout_ms",
+            "kubernetes.unknown_pod_wait_ms",
+            "kubernetes.deleted_pod_retention_ms",
         ]
         .into_iter()
         .map(str::to_owned)

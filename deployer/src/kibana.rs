@@ -20,10 +20,10 @@
 //! `/s/<space>/api/...`; `/api/status` is global.
 
 mod response;
-mod status;
+pub(crate) mod status;
 
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 #[cfg(test)]
 mod tests;
 

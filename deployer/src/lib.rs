@@ -4,8 +4,11 @@
 //! file and [`manifests`] turns it into Kubernetes objects (`kelp render`);
 //! [`probe`] is `kelp probe`, the live canary.
 
+pub mod growth;
 pub mod health;
 pub mod kibana;
 pub mod manifests;
+pub mod preflight;
 pub mod probe;
+pub mod secrets;
 pub mod stack;

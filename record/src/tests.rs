@@ -144,3 +144,30 @@ proptest! {
         prop_assert_eq!(Event::from_json(&event.to_json()).unwrap(), event);
     }
 }
+
+#[test]
+fn the_length_hint_covers_typical_records_so_one_allocation_suffices() {
+    let mut big = sample();
+    // A Java stack trace: a tab and a newline to escape every ~40 bytes.
+    big.message = "\tat com.example.shop.Checkout.pay(Checkout.java:42)\n".repeat(100);
+    big.kubernetes
+        .labels
+        .insert("app.kubernetes.io/name".to_owned(), "checkout".repeat(8));
+    let mut bare = sample();
+    bare.message.clear();
+    for event in [sample(), big, bare] {
+        let json = event.to_json();
+        assert!(
+            json.len() <= event.json_len_hint(),
+            "{} > hint {}",
+            json.len(),
+            event.json_len_hint()
+        );
+        // Not wildly over: the buffer waits in memory until Kafka acks.
+        assert!(
+            event.json_len_hint() < json.len() * 2 + 320,
+            "{}",
+            json.len()
+        );
+    }
+}

@@ -1,7 +1,10 @@
 //! One integration test binary for the whole workspace (see CONTRIBUTING.md).
 
 mod collector_kafka;
+mod collector_metadata;
 mod collector_ops;
+mod deployer_cluster;
+mod deployer_gates;
 mod deployer_render;
 mod fault_e2e;
 mod probe;

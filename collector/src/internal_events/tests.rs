@@ -89,9 +89,40 @@ fn exposition_has_every_metric_with_bounded_labels() {
         needs_restart: &["sink.topic".to_owned()],
     }
     .emit(m);
+    MetadataWatchFailed {
+        resource: "pods",
+        error: &io::Error::other("connection refused"),
+    }
+    .emit(m);
+    MetadataWatchRestarted {
+        resource: "namespaces",
+    }
+    .emit(m);
+    MetadataSynced {
+        resource: "pods",
+        objects: 7,
+    }
+    .emit(m);
+    MetadataCached {
+        pods: 8,
+        namespaces: 4,
+    }
+    .emit(m);
+    MetadataMissing { events: 3 }.emit(m);
+    LinesExcluded { lines: 2 }.emit(m);
+    LinesExcluded { lines: 1 }.emit(m);
 
     let text = m.encode();
     for line in [
+        "kelp_collector_metadata_watch_errors_total{resource=\"pods\"} 1",
+        "kelp_collector_metadata_watch_errors_total{resource=\"namespaces\"} 0",
+        "kelp_collector_metadata_watch_restarts_total{resource=\"namespaces\"} 1",
+        "kelp_collector_metadata_synced{resource=\"pods\"} 1",
+        "kelp_collector_metadata_synced{resource=\"namespaces\"} 0",
+        "kelp_collector_metadata_pods_cached 8",
+        "kelp_collector_metadata_namespaces_cached 4",
+        "kelp_collector_metadata_missing_total 3",
+        "kelp_collector_dropped_lines_total{reason=\"excluded\"} 3",
         "kelp_collector_lines_read_total 3",
         "kelp_collector_bytes_read_total 42",
         "kelp_collector_events_sent_total 2",
@@ -130,7 +161,15 @@ fn exposition_has_every_metric_with_bounded_labels() {
     assert!(text.ends_with("# EOF\n"), "{text}");
 
     // Labels come from bounded sets only: no path, offset or file id.
-    let allowed = ["reason", "outcome", "namespace", "pod", "container", "le"];
+    let allowed = [
+        "reason",
+        "outcome",
+        "namespace",
+        "pod",
+        "container",
+        "le",
+        "resource",
+    ];
     for sample in samples(&text) {
         let Some((_, labels)) = sample.split_once('{') else {
             continue;

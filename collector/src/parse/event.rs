@@ -1,11 +1,12 @@
 //! Builds the shipped record, [`kelp_record::Event`], from an assembled
 //! event and what is known about its file.
 
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use kelp_record::{
     Container, ContainerName, Event, EventId, EventMeta, Flag, Host, KelpMeta, Kubernetes, Log,
-    LogFile, Pod, Stream,
+    LogFile, Node, Owner, Pod, Stream,
 };
 use memchr::memmem;
 
@@ -26,6 +27,24 @@ pub struct Source {
     pub host: String,
     /// The file's format, for `container.runtime`.
     pub format: Format,
+}
+
+/// What the Kubernetes API says about a file's pod and container, beyond
+/// the path: the same for all of the file's events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Enrichment {
+    /// The pod's uid, for paths that do not carry it (`/var/log/containers`).
+    pub pod_uid: Option<String>,
+    /// `kubernetes.labels`.
+    pub labels: BTreeMap<String, String>,
+    /// `kubernetes.annotations`.
+    pub annotations: BTreeMap<String, String>,
+    /// `kubernetes.owner`.
+    pub owner: Option<Owner>,
+    /// `kubernetes.node.name`.
+    pub node: Option<String>,
+    /// `kubernetes.container.image`.
+    pub image: Option<String>,
 }
 
 /// Builds events of one file, reusing one record's allocations.
@@ -88,6 +107,33 @@ impl EventBuilder {
             file_identity: source.file_identity,
             event,
         }
+    }
+
+    /// Adds the API's metadata to every following event, or with `None`
+    /// removes it again (path metadata stays).
+    pub fn set_enrichment(&mut self, enrichment: Option<&Enrichment>) {
+        let kubernetes = &mut self.event.kubernetes;
+        let Some(enrichment) = enrichment else {
+            kubernetes.labels.clear();
+            kubernetes.annotations.clear();
+            kubernetes.owner = None;
+            kubernetes.node = None;
+            kubernetes.container.image = None;
+            return;
+        };
+        if kubernetes.pod.uid.is_empty()
+            && let Some(uid) = &enrichment.pod_uid
+        {
+            kubernetes.pod.uid.clone_from(uid);
+        }
+        kubernetes.labels.clone_from(&enrichment.labels);
+        kubernetes.annotations.clone_from(&enrichment.annotations);
+        kubernetes.owner.clone_from(&enrichment.owner);
+        kubernetes.node = enrichment
+            .node
+            .as_ref()
+            .map(|name| Node { name: name.clone() });
+        kubernetes.container.image.clone_from(&enrichment.image);
     }
 
     /// The record for `assembled`, valid until the next call.

@@ -246,3 +246,184 @@ fn reload_applies_a_new_multiline_rule_to_new_events_and_loses_nothing() {
     let (_, checkpoint) = checkpoints.iter().next().unwrap();
     assert_eq!(checkpoint.offset, fs::metadata(&log).unwrap().len());
 }
+
+mod metadata {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::metadata::{Inclusion, MetadataCache, NamespaceMeta, PodMeta};
+
+    const WEB_UID: &str = "0b1c2d3e-aaaa-bbbb-cccc-111122223333";
+    const QUIET: &str = "pods/shop_quiet_9f8e7d6c-aaaa-bbbb-cccc-444455556666/main/0.log";
+    const STRANGER: &str = "pods/shop_stranger_5a5a5a5a-aaaa-bbbb-cccc-777788889999/app/0.log";
+    const TRACE: &str = concat!(
+        "2026-11-27T10:00:01.000000000Z stderr F Traceback (most recent call last):\n",
+        "2026-11-27T10:00:01.100000000Z stderr F   File \"app.py\", line 1, in <module>\n",
+        "2026-11-27T10:00:01.200000000Z stderr F ValueError: boom\n",
+    );
+
+    fn pod(uid: &str, name: &str, annotations: &[(&str, &str)]) -> PodMeta {
+        PodMeta {
+            uid: uid.into(),
+            namespace: "shop".into(),
+            name: name.into(),
+            labels: BTreeMap::from([("app".to_owned(), name.to_owned())]),
+            annotations: annotations
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            owner: None,
+            node: Some("node-1".into()),
+            images: vec![("app".into(), format!("example.com/{name}:1"))],
+        }
+    }
+
+    fn cache() -> Arc<MetadataCache> {
+        Arc::new(MetadataCache::new(Inclusion {
+            labels: true,
+            annotations: Vec::new(),
+        }))
+    }
+
+    fn pipeline(
+        dir: &Path,
+        cache: &Arc<MetadataCache>,
+        wait: Duration,
+        rule: Rule,
+    ) -> Pipeline<FileSink, NoopEvents> {
+        let checkpoints = Checkpoints::load(&dir.join("checkpoints.json")).unwrap();
+        let tailer = Tailer::new(tail_config(dir), checkpoints, NoopEvents).unwrap();
+        let sink = FileSink::open(&dir.join("out.ndjson")).unwrap();
+        let mut settings = settings(dir);
+        settings.multiline = MultilineConfig::new(rule);
+        Pipeline::new(tailer, sink, settings).with_metadata(Arc::clone(cache), wait)
+    }
+
+    #[test]
+    fn files_are_enriched_excluded_and_joined_by_their_pods_annotations() {
+        let dir = tempfile::tempdir().unwrap();
+        append(&dir.path().join(POD), TRACE);
+        append(&dir.path().join(STRANGER), TRACE);
+        append(
+            &dir.path().join(QUIET),
+            concat!(
+                "2026-11-27T10:00:00.000000000Z stdout F secret 1\n",
+                "2026-11-27T10:00:00.100000000Z stdout F secret 2\n",
+            ),
+        );
+        let cache = cache();
+        cache.update(|store| {
+            store.apply_pod(pod(WEB_UID, "web-7d9f", &[("kelp.io/multiline", "python")]));
+            store.apply_pod(pod("9f8e7d6c-aaaa-bbbb-cccc-444455556666", "quiet", &[]));
+            store.apply_namespace(NamespaceMeta {
+                name: "shop".into(),
+                annotations: BTreeMap::from([(
+                    "kelp.io/exclude-containers".to_owned(),
+                    "main".to_owned(),
+                )]),
+            });
+            ((), true)
+        });
+        // No wait: the stranger's pod is unknown and goes out at once.
+        let metrics = Arc::new(Metrics::new());
+        let mut pipeline = pipeline(dir.path(), &cache, Duration::ZERO, Rule::Java)
+            .with_metrics(Arc::clone(&metrics));
+        pipeline.run(Mode::Batch, &AtomicBool::new(false)).unwrap();
+        let events = events_in(&dir.path().join("out.ndjson"));
+
+        let web: Vec<&Event> = events
+            .iter()
+            .filter(|e| e.kubernetes.pod.name == "web-7d9f")
+            .collect();
+        // The annotation's python rule joins the traceback; java would not.
+        assert_eq!(web.len(), 1, "{events:#?}");
+        assert!(
+            web[0].message.ends_with("ValueError: boom"),
+            "{:?}",
+            web[0].message
+        );
+        let k = &web[0].kubernetes;
+        assert_eq!(k.labels.get("app").map(String::as_str), Some("web-7d9f"));
+        assert_eq!(k.node.as_ref().map(|n| n.name.as_str()), Some("node-1"));
+        assert_eq!(k.container.image.as_deref(), Some("example.com/web-7d9f:1"));
+
+        // The stranger keeps path metadata and the configured java rule.
+        let stranger: Vec<&Event> = events
+            .iter()
+            .filter(|e| e.kubernetes.pod.name == "stranger")
+            .collect();
+        assert_eq!(stranger.len(), 3, "{events:#?}");
+        assert!(
+            stranger
+                .iter()
+                .all(|e| e.kubernetes.labels.is_empty() && e.kubernetes.node.is_none())
+        );
+        assert_eq!(pipeline.stats().metadata_missing, 3);
+
+        // The namespace excludes quiet's container: dropped, counted, and
+        // its checkpoint still moves to the end.
+        assert!(!events.iter().any(|e| e.message.contains("secret")));
+        assert_eq!(pipeline.stats().excluded_lines, 2);
+        assert_eq!(metrics.dropped(crate::internal_events::EXCLUDED), 2);
+        let checkpoints = Checkpoints::load(&dir.path().join("checkpoints.json")).unwrap();
+        let quiet_len = fs::metadata(dir.path().join(QUIET)).unwrap().len();
+        assert!(
+            checkpoints
+                .iter()
+                .any(|(_, c)| c.offset == quiet_len && c.offset > 0),
+            "the excluded file is checkpointed at its end"
+        );
+    }
+
+    /// Rounds until the tailer has handed out `lines` lines.
+    fn step_until_read(pipeline: &mut Pipeline<FileSink, NoopEvents>, lines: u64) {
+        for _ in 0..1000 {
+            if pipeline.stats().lines_read >= lines {
+                return;
+            }
+            pipeline.step();
+        }
+        panic!("read {} lines, not {lines}", pipeline.stats().lines_read);
+    }
+
+    #[test]
+    fn an_unknown_pods_lines_wait_for_the_watch_and_later_exclusions_stop_shipping() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join(POD);
+        append(&log, "2026-11-27T10:00:00.000000000Z stdout F early\n");
+        let cache = cache();
+        // A wait far longer than the test: only the pod's arrival releases.
+        let mut pipeline = pipeline(dir.path(), &cache, Duration::from_secs(3600), Rule::None);
+        step_until_read(&mut pipeline, 1);
+        pipeline.step();
+        assert_eq!(
+            pipeline.stats().events_sent,
+            0,
+            "held while the pod is unknown"
+        );
+
+        cache.update(|store| ((), store.apply_pod(pod(WEB_UID, "web-7d9f", &[]))));
+        pipeline.step();
+        assert_eq!(pipeline.stats().events_sent, 1);
+        assert_eq!(pipeline.stats().metadata_missing, 0);
+
+        // The pod is annotated later: new lines are dropped, not shipped.
+        cache.update(|store| {
+            (
+                (),
+                store.apply_pod(pod(WEB_UID, "web-7d9f", &[("kelp.io/exclude", "true")])),
+            )
+        });
+        append(&log, "2026-11-27T10:00:01.000000000Z stdout F late\n");
+        step_until_read(&mut pipeline, 2);
+        pipeline.run(Mode::Batch, &AtomicBool::new(false)).unwrap();
+        let events = events_in(&dir.path().join("out.ndjson"));
+        let messages: Vec<&str> = events.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(messages, ["early"]);
+        assert_eq!(
+            events[0].kubernetes.labels.get("app").map(String::as_str),
+            Some("web-7d9f")
+        );
+        assert_eq!(pipeline.stats().excluded_lines, 1);
+    }
+}

@@ -23,20 +23,20 @@ use tokio::task::JoinHandle;
 
 /// One scripted answer.
 #[derive(Debug, Clone)]
-pub(super) struct Reply {
-    pub(super) status: u16,
-    pub(super) body: String,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) body: String,
 }
 
 impl Reply {
-    pub(super) fn json(status: u16, body: &Value) -> Reply {
+    pub(crate) fn json(status: u16, body: &Value) -> Reply {
         Reply {
             status,
             body: body.to_string(),
         }
     }
 
-    pub(super) fn text(status: u16, body: &str) -> Reply {
+    pub(crate) fn text(status: u16, body: &str) -> Reply {
         Reply {
             status,
             body: body.to_owned(),
@@ -46,28 +46,28 @@ impl Reply {
 
 /// What the fake expects and answers.
 #[derive(Debug, Clone)]
-pub(super) struct Script {
+pub(crate) struct Script {
     /// The Kibana major: decides which default-data-view API exists.
-    pub(super) major: u32,
+    pub(crate) major: u32,
     /// Path prefix the importer must use (Kibana's `server.basePath`).
-    pub(super) base_path: String,
+    pub(crate) base_path: String,
     /// Space the importer must address, `None` for the default space.
-    pub(super) space: Option<String>,
+    pub(crate) space: Option<String>,
     /// The exact `Authorization` header, `None` when there must be none.
-    pub(super) authorization: Option<String>,
+    pub(crate) authorization: Option<String>,
     /// The data view id the default must be set to.
-    pub(super) default_id: String,
+    pub(crate) default_id: String,
     /// Replies to `GET /api/status`, in order; the last one repeats.
-    pub(super) status: Vec<Reply>,
+    pub(crate) status: Vec<Reply>,
     /// Replies to the import, in order; the last one repeats.
-    pub(super) import: Vec<Reply>,
+    pub(crate) import: Vec<Reply>,
     /// Replies to setting the default data view; the last one repeats.
-    pub(super) default_view: Vec<Reply>,
+    pub(crate) default_view: Vec<Reply>,
 }
 
 impl Script {
     /// A Kibana of `version` that is available at once and imports everything.
-    pub(super) fn available(version: &str) -> Script {
+    pub(crate) fn available(version: &str) -> Script {
         let major = version
             .split('.')
             .next()
@@ -93,12 +93,12 @@ impl Script {
 
 /// A request as the fake saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Seen {
-    pub(super) method: String,
+pub(crate) struct Seen {
+    pub(crate) method: String,
     /// Path without the base path.
-    pub(super) path: String,
-    pub(super) query: Option<String>,
-    pub(super) body: Vec<u8>,
+    pub(crate) path: String,
+    pub(crate) query: Option<String>,
+    pub(crate) body: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -113,9 +113,9 @@ struct State {
 
 /// The running fake.
 #[derive(Debug)]
-pub(super) struct FakeKibana {
+pub(crate) struct FakeKibana {
     /// Base URL to give the importer, with the base path.
-    pub(super) url: Url,
+    pub(crate) url: Url,
     state: Arc<Mutex<State>>,
     task: JoinHandle<()>,
 }
@@ -127,7 +127,7 @@ impl Drop for FakeKibana {
 }
 
 impl FakeKibana {
-    pub(super) async fn start(script: Script) -> FakeKibana {
+    pub(crate) async fn start(script: Script) -> FakeKibana {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let url = Url::parse(&format!("http://{address}{}/", script.base_path)).unwrap();
@@ -155,12 +155,12 @@ impl FakeKibana {
     }
 
     /// Every request, in order.
-    pub(super) fn seen(&self) -> Vec<Seen> {
+    pub(crate) fn seen(&self) -> Vec<Seen> {
         self.state.lock().unwrap().seen.clone()
     }
 
     /// `METHOD path` of every request, in order.
-    pub(super) fn calls(&self) -> Vec<String> {
+    pub(crate) fn calls(&self) -> Vec<String> {
         self.seen()
             .iter()
             .map(|s| format!("{} {}", s.method, s.path))
@@ -168,13 +168,13 @@ impl FakeKibana {
     }
 
     /// Every way a request differed from what Kibana documents.
-    pub(super) fn violations(&self) -> Vec<String> {
+    pub(crate) fn violations(&self) -> Vec<String> {
         self.state.lock().unwrap().violations.clone()
     }
 }
 
 /// `GET /api/status` in Kibana 8's format.
-pub(super) fn status_v8(http: u16, level: &str, version: &str) -> Reply {
+pub(crate) fn status_v8(http: u16, level: &str, version: &str) -> Reply {
     Reply::json(
         http,
         &json!({
@@ -192,7 +192,7 @@ pub(super) fn status_v8(http: u16, level: &str, version: &str) -> Reply {
 }
 
 /// `GET /api/status` in Kibana 7's default (legacy) format.
-pub(super) fn status_v7(http: u16, state: &str, version: &str) -> Reply {
+pub(crate) fn status_v7(http: u16, state: &str, version: &str) -> Reply {
     Reply::json(
         http,
         &json!({
@@ -217,7 +217,7 @@ pub(super) fn status_v7(http: u16, state: &str, version: &str) -> Reply {
 
 /// The answer to a complete import: every object of the file, with
 /// `destinationId` for the `(type, id, destination)` given.
-pub(super) fn import_success(destinations: &[(&str, &str, &str)]) -> Value {
+pub(crate) fn import_success(destinations: &[(&str, &str, &str)]) -> Value {
     let results: Vec<Value> = kelp_dashboards::objects()
         .unwrap()
         .iter()
@@ -412,7 +412,7 @@ fn next(queue: &mut VecDeque<Reply>) -> Reply {
 
 /// Parses the import's multipart body for real: one field `file`, a file
 /// name ending in `.ndjson`, holding exactly the saved objects.
-pub(super) async fn check_upload(content_type: &str, body: Bytes) -> Vec<String> {
+pub(crate) async fn check_upload(content_type: &str, body: Bytes) -> Vec<String> {
     let mut problems = Vec::new();
     if !content_type.starts_with("multipart/form-data") {
         problems.push(format!("import: content-type {content_type:?}"));

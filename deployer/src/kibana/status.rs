@@ -13,16 +13,16 @@ use serde_json::Value;
 
 /// A Kibana release, from `version.number`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) struct Version {
+pub(crate) struct Version {
     /// Major version, e.g. 8.
-    pub(super) major: u32,
+    pub(crate) major: u32,
     /// Minor version, e.g. 19.
-    pub(super) minor: u32,
+    pub(crate) minor: u32,
 }
 
 impl Version {
     /// Parses `8.19.3`, `7.17.0-SNAPSHOT` or `9.1`; `None` for anything else.
-    pub(super) fn parse(number: &str) -> Option<Version> {
+    pub(crate) fn parse(number: &str) -> Option<Version> {
         let mut parts = number.split(['.', '-']);
         let major = parts.next()?.parse().ok()?;
         let minor = parts.next()?.parse().ok()?;
@@ -33,7 +33,7 @@ impl Version {
 /// Which status format the body had: it tells the major version when the
 /// version itself is redacted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Format {
+pub(crate) enum Format {
     /// `status.overall.level`: Kibana 8 and later.
     Level,
     /// `status.overall.state`: Kibana 7.
@@ -44,15 +44,15 @@ pub(super) enum Format {
 
 /// What one status answer says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Status {
+pub(crate) struct Status {
     /// Kibana is ready for the import.
-    pub(super) ready: bool,
+    pub(crate) ready: bool,
     /// Why not, or the overall status in words, for progress messages.
-    pub(super) summary: String,
+    pub(crate) summary: String,
     /// The body's format.
-    pub(super) format: Format,
+    pub(crate) format: Format,
     /// `version.number`, when the body has it.
-    pub(super) version_number: Option<String>,
+    pub(crate) version_number: Option<String>,
 }
 
 /// Reads a status answer: `http_status` and the raw body.
@@ -60,7 +60,7 @@ pub(super) struct Status {
 /// Ready means HTTP 200 and `level == "available"` (8.x) or
 /// `state == "green"` (7.x). `degraded` and `yellow` are not ready: a plugin
 /// is struggling, and the caller waits (boundedly) for it to recover.
-pub(super) fn parse(http_status: u16, body: &[u8]) -> Status {
+pub(crate) fn parse(http_status: u16, body: &[u8]) -> Status {
     let Ok(json) = serde_json::from_slice::<Value>(body) else {
         return Status {
             ready: false,
@@ -103,7 +103,7 @@ pub(super) fn parse(http_status: u16, body: &[u8]) -> Status {
 }
 
 /// The start of a body as text, for messages.
-pub(super) fn excerpt(body: &[u8]) -> String {
+pub(crate) fn excerpt(body: &[u8]) -> String {
     const MAX_CHARS: usize = 200;
     let text = String::from_utf8_lossy(body);
     let text = text.trim();

@@ -126,6 +126,9 @@ pub(crate) fn config(stack: &Stack) -> Value {
             "topic": stack.kafka.topics.logs.name,
         },
         "metrics": {"listen": format!("0.0.0.0:{METRICS_PORT}")},
+        // Pod labels, owner and image from this node's pods (NODE_NAME and
+        // the ClusterRole below), and the kelp.io/* annotations honoured.
+        "kubernetes": {"enabled": true},
     })
 }
 
