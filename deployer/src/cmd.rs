@@ -1,9 +1,14 @@
 //! `kelp`'s subcommands, one module each.
 
+pub(crate) mod apply;
 pub(crate) mod dashboards;
+pub(crate) mod destroy;
 pub(crate) mod init;
+pub(crate) mod plan;
 pub(crate) mod probe;
 pub(crate) mod render;
+pub(crate) mod status;
+pub(crate) mod storage;
 
 use std::io::Write as _;
 

@@ -37,9 +37,44 @@ enum Command {
     /// shipper and the collector. For `kubectl apply --server-side -f -` or
     /// a GitOps repository; talks to no cluster.
     Render(cmd::render::RenderArgs),
+    /// Show what `kelp apply` would change on the cluster, without changing it.
+    ///
+    /// Each object is applied with a server-side dry run and compared with
+    /// the live object: `create` (missing), `change` with the changed
+    /// fields, or unchanged. Server-managed fields (status, managedFields,
+    /// resourceVersion, generation, uid, creationTimestamp) are ignored.
+    /// Uses the current kubeconfig.
+    Plan(cmd::plan::PlanArgs),
+    /// Install or update the stack on the cluster, in order, gated on health.
+    ///
+    /// Steps: namespace, RBAC, generated Secrets and config; ZooKeeper;
+    /// Kafka, then the topic Job; Elasticsearch, then the index template;
+    /// Kibana, then the dashboards; the shipper; the collector. Each step
+    /// server-side applies its objects (field manager `kelp`), waits for the
+    /// rollout, then for the application's own health (ZooKeeper quorum,
+    /// brokers and topics, cluster health, Kibana status). Every wait is
+    /// bounded (--timeout-secs); on a timeout the stuck pods' states and
+    /// events are printed. Running it again with no change reports
+    /// "nothing to do" and changes nothing; a change rolls only what changed.
+    Apply(cmd::apply::ApplyArgs),
+    /// Report each component: objects present, replicas ready, health.
+    ///
+    /// Exits with 1 when any component is missing objects, still rolling
+    /// out, or not healthy by its application's own check.
+    Status(cmd::status::StatusArgs),
+    /// Delete the stack in reverse order, keeping its data.
+    ///
+    /// PersistentVolumeClaims, generated Secrets, the Namespace and the
+    /// StorageClasses stay, so `kelp apply` brings the stack back onto its
+    /// data. --purge-data deletes them too, after you type the namespace
+    /// (or with --yes).
+    Destroy(cmd::destroy::DestroyArgs),
     /// Kibana dashboards for container logs.
     #[command(subcommand)]
     Dashboards(cmd::dashboards::DashboardsCommand),
+    /// Storage for the stack's volumes: Ceph RBD through ceph-csi.
+    #[command(subcommand)]
+    Storage(cmd::storage::StorageCommand),
     /// Check the whole pipeline with a canary pod's log line.
     ///
     /// Starts a short-lived pod that writes one line with a unique token,
@@ -70,21 +105,29 @@ fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Init(args) => cmd::init::run(&args),
         Command::Render(args) => cmd::render::run(&args),
-        Command::Dashboards(command) => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
+        Command::Dashboards(command) => runtime()?.block_on(cmd::dashboards::run(command)),
+        Command::Plan(args) => runtime()?.block_on(cmd::plan::run(&args)),
+        Command::Apply(args) => runtime()?.block_on(cmd::apply::run(&args)),
+        Command::Status(args) => runtime()?.block_on(cmd::status::run(&args)),
+        Command::Destroy(args) => runtime()?.block_on(cmd::destroy::run(&args)),
+        Command::Storage(command) => {
+            // Multi-threaded: the Ceph steps block on child processes.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
                 .enable_all()
                 .build()
                 .context("starting the async runtime failed")?;
-            runtime.block_on(cmd::dashboards::run(command))
+            runtime.block_on(cmd::storage::run(command))
         }
-        Command::Probe(args) => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime failed")?;
-            runtime.block_on(cmd::probe::run(&args))
-        }
+        Command::Probe(args) => runtime()?.block_on(cmd::probe::run(&args)),
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime failed")
 }
 
 fn init_logging(filter: &str) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@
 //! nothing about Kafka, files or HTTP. It is data, its encoding, and the
 //! deterministic event id.
 
+mod encode;
 mod id;
 #[cfg(test)]
 mod tests;
@@ -226,8 +227,7 @@ impl Event {
         // several reallocations per record and left up to half of each
         // buffer unused while the record waited for Kafka.
         let mut buf = Vec::with_capacity(self.json_len_hint());
-        // Serializing these plain structs cannot fail: every map key is a string.
-        let _ = serde_json::to_writer(&mut buf, self);
+        encode::write_event(self, &mut buf);
         buf
     }
 
@@ -268,8 +268,7 @@ impl Event {
     /// Encodes into `buf`, reusing its allocation.
     pub fn write_json(&self, buf: &mut Vec<u8>) {
         buf.clear();
-        // See `to_json`: cannot fail for this type.
-        let _ = serde_json::to_writer(&mut *buf, self);
+        encode::write_event(self, buf);
     }
 
     /// Decodes a record, refusing schemas newer than this build understands.

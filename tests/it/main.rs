@@ -3,6 +3,7 @@
 mod collector_kafka;
 mod collector_metadata;
 mod collector_ops;
+mod deployer_apply;
 mod deployer_cluster;
 mod deployer_gates;
 mod deployer_render;
@@ -13,3 +14,4 @@ mod shipper_index;
 mod shipper_support;
 mod smoke_kafka;
 mod smoke_search;
+mod storage_rbd;

@@ -38,6 +38,7 @@ pub use elasticsearch::{
 pub use kafka::cluster_id as kafka_cluster_id;
 pub use kibana::ELASTICSEARCH_PASSWORD_SECRET as KIBANA_ELASTICSEARCH_PASSWORD_SECRET;
 pub use shipper::ELASTICSEARCH_PASSWORD_SECRET as SHIPPER_ELASTICSEARCH_PASSWORD_SECRET;
+pub use storage::{CEPH_CSI_CONFIG, CephCsiInputs, CephCsiObject, ceph_csi, ceph_csi_yaml};
 
 /// One Kubernetes object of the stack. Serializes as the object itself,
 /// with `apiVersion` and `kind`.
@@ -123,7 +124,7 @@ impl Object {
     /// Whether the object is set-up that workloads need before they start:
     /// the namespace, storage, identities and configuration. Secrets are
     /// referenced by name, not rendered (docs/DEPLOYER.md lists them).
-    fn is_setup(&self) -> bool {
+    pub fn is_setup(&self) -> bool {
         matches!(
             self,
             Object::Namespace(_)

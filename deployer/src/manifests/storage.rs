@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::Object;
 use super::common::{App, KELP, cluster_meta};
@@ -109,4 +111,197 @@ fn parameters(rbd: &Rbd, fstype: FsType) -> BTreeMap<String, String> {
         );
     }
     parameters
+}
+
+/// Name of ceph-csi's cluster ConfigMap (its deploy manifests and Helm
+/// chart read this name).
+pub const CEPH_CSI_CONFIG: &str = "ceph-csi-config";
+
+/// What the ceph-csi objects say about the Ceph cluster and the client.
+#[derive(Debug, Clone)]
+pub struct CephCsiInputs {
+    /// The cluster's fsid, ceph-csi's `clusterID`.
+    pub fsid: String,
+    /// The monitors, `ip:port` (msgr v1).
+    pub monitors: Vec<String>,
+    /// The client's id without `client.` (ceph-csi's `userID`).
+    pub user_id: String,
+    /// The client's key (ceph-csi's `userKey`).
+    pub user_key: crate::ceph::CephKey,
+}
+
+/// One ceph-csi object kelp renders for `kelp storage rbd`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum CephCsiObject {
+    /// ceph-csi's namespace (`storage.rbd.secret_namespace`).
+    Namespace(Namespace),
+    /// `ceph-csi-config`: clusterID and monitors.
+    ConfigMap(ConfigMap),
+    /// The client's credentials, `userID`/`userKey`.
+    Secret(Secret),
+    /// The StorageClasses `kelp render` also renders.
+    StorageClass(StorageClass),
+}
+
+impl CephCsiObject {
+    /// `Kind namespace/name`, for messages.
+    pub fn id(&self) -> String {
+        let (kind, meta) = match self {
+            CephCsiObject::Namespace(o) => ("Namespace", &o.metadata),
+            CephCsiObject::ConfigMap(o) => ("ConfigMap", &o.metadata),
+            CephCsiObject::Secret(o) => ("Secret", &o.metadata),
+            CephCsiObject::StorageClass(o) => ("StorageClass", &o.metadata),
+        };
+        match &meta.namespace {
+            Some(ns) => format!("{kind} {ns}/{}", meta.name.as_deref().unwrap_or_default()),
+            None => format!("{kind} {}", meta.name.as_deref().unwrap_or_default()),
+        }
+    }
+}
+
+/// The objects ceph-csi needs for the stack's `storage.rbd` (which must be
+/// set): its namespace, `ceph-csi-config` with this cluster's entry, the
+/// client Secret, and the StorageClasses. The ConfigMap holds only this
+/// cluster: with several clusters, merge the entries by hand.
+pub fn ceph_csi(stack: &Stack, inputs: &CephCsiInputs) -> Vec<CephCsiObject> {
+    let Some(rbd) = &stack.storage.rbd else {
+        return Vec::new();
+    };
+    let app = App::new(KELP, "storage", &stack.images.tag);
+    let namespaced = |name: &str| ObjectMeta {
+        namespace: Some(rbd.secret_namespace.clone()),
+        ..cluster_meta(stack, name, &app)
+    };
+    let entry = serde_json::json!([{
+        "clusterID": inputs.fsid,
+        "monitors": inputs.monitors,
+    }]);
+    let mut objects = vec![
+        CephCsiObject::Namespace(Namespace {
+            metadata: cluster_meta(stack, &rbd.secret_namespace, &app),
+            ..Namespace::default()
+        }),
+        CephCsiObject::ConfigMap(ConfigMap {
+            metadata: namespaced(CEPH_CSI_CONFIG),
+            data: Some(BTreeMap::from([(
+                "config.json".to_owned(),
+                entry.to_string(),
+            )])),
+            ..ConfigMap::default()
+        }),
+        CephCsiObject::Secret(Secret {
+            metadata: namespaced(&rbd.secret_name),
+            string_data: Some(BTreeMap::from([
+                ("userID".to_owned(), inputs.user_id.clone()),
+                ("userKey".to_owned(), inputs.user_key.expose().to_owned()),
+            ])),
+            type_: Some("Opaque".to_owned()),
+            ..Secret::default()
+        }),
+    ];
+    objects.extend(build(stack).into_iter().filter_map(|object| match object {
+        Object::StorageClass(class) => Some(CephCsiObject::StorageClass(class)),
+        _ => None,
+    }));
+    objects
+}
+
+/// Multi-document YAML of the ceph-csi objects.
+pub fn ceph_csi_yaml(objects: &[CephCsiObject]) -> Result<String, super::RenderError> {
+    let mut out = String::new();
+    for object in objects {
+        let text = serde_saphyr::to_string(object).map_err(|source| super::RenderError::Yaml {
+            id: object.id(),
+            source,
+        })?;
+        out.push_str("---\n");
+        out.push_str(&text);
+        if !text.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod ceph_csi_tests {
+    use super::*;
+    use crate::stack::Rbd;
+
+    fn stack() -> Stack {
+        let mut stack = Stack::default();
+        stack.storage.rbd = Some(Rbd {
+            cluster_id: "feaefd74-8eac-4829-b3dc-3c93463b404e".to_owned(),
+            pool: "kubernetes".to_owned(),
+            monitors: vec!["10.0.0.1:6789".to_owned()],
+            secret_name: "csi-rbd-secret".to_owned(),
+            secret_namespace: "ceph-csi".to_owned(),
+            fstype: FsType::Ext4,
+            kafka_fstype: FsType::Xfs,
+            image_features: "layering".to_owned(),
+        });
+        stack
+    }
+
+    fn inputs() -> CephCsiInputs {
+        CephCsiInputs {
+            fsid: "feaefd74-8eac-4829-b3dc-3c93463b404e".to_owned(),
+            monitors: vec!["10.0.0.1:6789".to_owned(), "10.0.0.2:6789".to_owned()],
+            user_id: "kelp".to_owned(),
+            user_key: crate::ceph::CephKey::new("AQA9secret==".to_owned()),
+        }
+    }
+
+    #[test]
+    fn the_config_map_names_the_cluster_and_its_monitors() {
+        let objects = ceph_csi(&stack(), &inputs());
+        let ids: Vec<String> = objects.iter().map(CephCsiObject::id).collect();
+        assert_eq!(
+            ids,
+            [
+                "Namespace ceph-csi",
+                "ConfigMap ceph-csi/ceph-csi-config",
+                "Secret ceph-csi/csi-rbd-secret",
+                "StorageClass kelp-rbd-ext4",
+                "StorageClass kelp-rbd-xfs",
+            ]
+        );
+        let CephCsiObject::ConfigMap(config) = &objects[1] else {
+            panic!("{:?}", objects[1]);
+        };
+        let json: serde_json::Value =
+            serde_json::from_str(&config.data.as_ref().unwrap()["config.json"]).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!([{"clusterID": "feaefd74-8eac-4829-b3dc-3c93463b404e",
+                "monitors": ["10.0.0.1:6789", "10.0.0.2:6789"]}])
+        );
+        let CephCsiObject::Secret(secret) = &objects[2] else {
+            panic!("{:?}", objects[2]);
+        };
+        let data = secret.string_data.as_ref().unwrap();
+        assert_eq!(data["userID"], "kelp");
+        assert_eq!(data["userKey"], "AQA9secret==");
+        let CephCsiObject::StorageClass(class) = &objects[4] else {
+            panic!("{:?}", objects[4]);
+        };
+        let parameters = class.parameters.as_ref().unwrap();
+        assert_eq!(
+            parameters["clusterID"],
+            "feaefd74-8eac-4829-b3dc-3c93463b404e"
+        );
+        assert_eq!(parameters["imageFeatures"], "layering");
+        assert_eq!(parameters["csi.storage.k8s.io/fstype"], "xfs");
+        assert_eq!(class.reclaim_policy.as_deref(), Some("Retain"));
+        assert_eq!(class.allow_volume_expansion, Some(true));
+        let yaml = ceph_csi_yaml(&objects).unwrap();
+        assert_eq!(yaml.matches("---\n").count(), 5, "{yaml}");
+        assert!(yaml.contains("kind: Secret"), "{yaml}");
+    }
+
+    #[test]
+    fn nothing_without_rbd() {
+        assert!(ceph_csi(&Stack::default(), &inputs()).is_empty());
+    }
 }
