@@ -91,8 +91,13 @@ struct Scenario {
 
 impl Scenario {
     async fn new(name: &str) -> anyhow::Result<Scenario> {
+        Scenario::with_engine(name, "KELP_OPENSEARCH_URL", "opensearch").await
+    }
+
+    /// Like [`Scenario::new`] with the search engine of `var`.
+    async fn with_engine(name: &str, var: &str, service: &str) -> anyhow::Result<Scenario> {
         let bootstrap = kelp_tests::service("KELP_KAFKA_BOOTSTRAP", "kafka")?;
-        let url = kelp_tests::service("KELP_OPENSEARCH_URL", "opensearch")?;
+        let url = kelp_tests::service(var, service)?;
         kelp_tests::service("KUBECONFIG", "k8s")?;
         let namespace = Namespace::create().await?;
         let setup = ShipperSetup::new(name, &bootstrap, &url);
@@ -330,7 +335,23 @@ fn assert_pod_deleted(namespace: &str, pod: &str) -> anyhow::Result<()> {
 #[tokio::test]
 #[ignore = "needs the testbed: testbed/testbed up kafka opensearch k8s"]
 async fn probe_reports_the_write_to_searchable_time() -> anyhow::Result<()> {
-    let scenario = Scenario::new("probe-found").await?;
+    found(Scenario::new("probe-found").await?).await
+}
+
+#[tokio::test]
+#[ignore = "needs the testbed: testbed/testbed up kafka elasticsearch8 k8s"]
+async fn probe_reports_the_write_to_searchable_time_on_elasticsearch_8() -> anyhow::Result<()> {
+    let scenario = Scenario::with_engine(
+        "probe-found-es8",
+        "KELP_ELASTICSEARCH8_URL",
+        "elasticsearch8",
+    )
+    .await?;
+    found(scenario).await
+}
+
+/// With a collector and a shipper, the probe finds its token.
+async fn found(scenario: Scenario) -> anyhow::Result<()> {
     let _collector = scenario.start_collector()?;
     let _shipper = Shipper::start(&scenario.setup)?;
     let (child, stderr) = scenario.start_probe(120, &[])?;
