@@ -134,10 +134,21 @@ fn scan<T>(
     let mut pending: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
     let mut assignment = TopicPartitionList::new();
     for partition in &partitions {
-        let start = match starts.find_partition(topic, *partition).map(|e| e.offset()) {
+        let entry = starts.find_partition(topic, *partition);
+        if let Some(Err(error)) = entry.as_ref().map(|e| e.error()) {
+            return Err(format!(
+                "looking up offsets by time in {topic} partition {partition}: {error}"
+            ));
+        }
+        let start = match entry.map(|e| e.offset()) {
             Some(Offset::Offset(offset)) => offset,
             // Nothing at or after the time: nothing to read there.
-            _ => continue,
+            Some(Offset::End) => continue,
+            other => {
+                return Err(format!(
+                    "looking up offsets by time in {topic} partition {partition}: got {other:?}"
+                ));
+            }
         };
         let (_, high) = consumer
             .fetch_watermarks(topic, *partition, REQUEST_TIMEOUT)
