@@ -825,14 +825,21 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
         let missing = pipe.missing;
         let mut continuation_acks = Vec::new();
         let mut outgoing = Vec::with_capacity(events.len());
-        for (index, mut assembled) in events.iter().cloned().enumerate() {
+        // Each event's next event of the same stream, found before the
+        // events are consumed (moved, not cloned: they hold the messages).
+        let mut next_of_stream = vec![None; events.len()];
+        let mut seen: [Option<u64>; 2] = [None, None];
+        for (index, event) in events.iter().enumerate().rev() {
+            let slot = stream_slot(event.stream);
+            next_of_stream[index] = seen[slot];
+            seen[slot] = Some(event.offset);
+        }
+        // One clock read per batch: the send time only orders retries.
+        let now = Instant::now();
+        for (mut assembled, next_same) in events.into_iter().zip(next_of_stream) {
             let slot = stream_slot(assembled.stream);
             // This event owns its stream's lines up to the next event of the
             // same stream, or up to what is still pending.
-            let next_same = events[index + 1..]
-                .iter()
-                .find(|next| next.stream == assembled.stream)
-                .map(|next| next.offset);
             let pending = [
                 pipe.reassembler.pending_offset_of(assembled.stream),
                 pipe.multiline.pending_offset_of(assembled.stream),
@@ -890,7 +897,7 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
                 key: Arc::clone(&pipe.key),
                 payload: event.to_json(),
                 attempts: 0,
-                offered: Instant::now(),
+                offered: now,
             });
         }
         for start in continuation_acks {

@@ -5,11 +5,15 @@
 //!
 //! Pure parsers live in `json` (CLI output), `caps` (is a client allowed
 //! enough) and `conf` (monitors of a ceph.conf); `cli` runs the `ceph` and
-//! `rbd` tools; `kube` is the Kubernetes side (apply, driver check).
+//! `rbd` tools; `kube` is the Kubernetes side (apply, driver check);
+//! `driver` pins the ceph-csi release kelp installs and places its files
+//! (pure), `install` downloads, verifies and applies them.
 
 pub mod caps;
 pub mod cli;
 pub mod conf;
+pub mod driver;
+pub mod install;
 pub mod json;
 pub mod kube;
 

@@ -180,6 +180,30 @@ pub async fn wait(
     }
 }
 
+/// `GET <base><path>` for a gate: the status and body, or why not, as the
+/// `NotYet` reason.
+pub(crate) async fn get_for_gate(
+    http: &HttpOptions,
+    auth: Option<&BasicAuth>,
+    base: &str,
+    path: &str,
+) -> Result<(u16, Vec<u8>), String> {
+    let client = http_client(http)?;
+    let url = search::endpoint(base, path)?;
+    let response = authorized(client.get(url.clone()), auth)
+        .send()
+        .await
+        .map_err(|e| format!("GET {url} failed: {}", error_chain(&e)))?;
+    let status = response.status().as_u16();
+    let body = response.bytes().await.map(|b| b.to_vec()).map_err(|e| {
+        format!(
+            "reading the answer of GET {url} failed: {}",
+            error_chain(&e)
+        )
+    })?;
+    Ok((status, body))
+}
+
 /// An error with its causes: reqwest's and kube's own messages hide the
 /// part that helps, e.g. "connection refused".
 pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {

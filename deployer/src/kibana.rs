@@ -38,6 +38,7 @@ use serde_json::json;
 use self::response::ImportResponse;
 pub use self::response::ObjectFailure;
 use self::status::{Format, Status, Version, excerpt};
+use crate::health::error_chain;
 
 /// The oldest Kibana the saved objects can be imported into: they are
 /// authored at 7.17, and Kibana imports no object from a newer version.
@@ -657,19 +658,4 @@ fn refusal(step: Step, code: StatusCode, body: &[u8]) -> KibanaError {
         401 | 403 => KibanaError::Auth { step, status, body },
         _ => KibanaError::Http { step, status, body },
     }
-}
-
-/// An error with its causes: reqwest's own message hides e.g. "connection refused".
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = cause.source();
-    }
-    out
 }

@@ -586,7 +586,7 @@ fn ceph_csi(facts: &Facts) -> Vec<Check> {
         checks.push(Check::fail(
             "ceph-csi driver",
             format!("CSIDriver {CEPH_CSI_RBD_DRIVER} does not exist: no volume can be provisioned"),
-            "install ceph-csi's rbd plugin (its Helm chart ceph-csi-rbd or its manifests; see docs/STORAGE.md)",
+            "install ceph-csi's rbd plugin: `kelp storage rbd --install-driver`, or its Helm chart ceph-csi-rbd (docs/STORAGE.md)",
         ));
     }
     let not_ready: Vec<String> = facts

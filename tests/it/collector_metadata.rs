@@ -3,6 +3,7 @@
 //! and containers excluded by pod and namespace annotations; a multiline
 //! rule chosen by annotation; and a deleted pod's last lines still labelled.
 
+use kelp_tests::{TestNamespace, kubectl};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,10 +13,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use kelp_record::{Event, Flag};
 use serde_json::{Value, json};
-
-fn kubectl() -> Command {
-    Command::new(std::env::var("KELP_KUBECTL").unwrap_or_else(|_| "kubectl".to_owned()))
-}
 
 /// Runs kubectl with `args` (and `stdin`), returning its stdout.
 fn kubectl_run(args: &[&str], stdin: Option<&Value>) -> anyhow::Result<String> {
@@ -42,19 +39,6 @@ fn kubectl_run(args: &[&str], stdin: Option<&Value>) -> anyhow::Result<String> {
         String::from_utf8_lossy(&output.stderr)
     );
     Ok(String::from_utf8(output.stdout)?)
-}
-
-/// Deletes the test's namespace when the test ends.
-struct Namespace(String);
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        let _ = kubectl()
-            .args(["delete", "namespace", &self.0, "--wait=false"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
 }
 
 /// The collector process; killed if the test fails before stopping it.
@@ -236,7 +220,7 @@ fn collector_metadata_enriches_excludes_and_outlives_deleted_pods() -> anyhow::R
             "metadata": {"name": ns, "annotations": {"kelp.io/exclude-containers": "sidecar"}},
         })),
     )?;
-    let _namespace = Namespace(ns.clone());
+    let _namespace = TestNamespace(ns.clone());
 
     // A Deployment's pod (owner ReplicaSet web-<hash>), an excluded pod, and
     // a bare pod that chooses java multiline and has an excluded sidecar.

@@ -15,33 +15,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::{Context as _, ensure};
 use serde_json::{Value, json};
 
-fn kubectl() -> Command {
-    Command::new(std::env::var("KELP_KUBECTL").unwrap_or_else(|_| "kubectl".to_owned()))
-}
+use kelp_tests::kubectl;
 
 /// Deletes the test's namespace and cluster-wide objects if the test
 /// stops before its own `destroy --purge-data`.
-struct Cleanup(String);
+struct Cleanup(kelp_tests::TestNamespace);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let _ = kubectl()
-            .args([
-                "delete",
-                "namespace",
-                &self.0,
-                "--wait=false",
-                "--ignore-not-found",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
         for kind in ["clusterrole", "clusterrolebinding"] {
             let _ = kubectl()
                 .args([
                     "delete",
                     kind,
-                    &format!("kelp-collector-{}", self.0),
+                    &format!("kelp-collector-{}", self.0.0),
                     "--ignore-not-found",
                 ])
                 .stdout(Stdio::null())
@@ -233,7 +220,7 @@ fn apply_converges_is_idempotent_rolls_only_changes_and_destroy_keeps_data() -> 
 
     // Namespaces must be DNS labels: at most 63 characters.
     let namespace: String = kelp_tests::unique("kelp-apply").chars().take(50).collect();
-    let _cleanup = Cleanup(namespace.clone());
+    let _cleanup = Cleanup(kelp_tests::TestNamespace(namespace.clone()));
     let logs_topic = format!("{namespace}-logs");
     let dead_letter_topic = format!("{namespace}-dlq");
     // kwok runs no containers, so the topic Job only "succeeds": create the
@@ -533,7 +520,7 @@ fn a_stuck_rollout_times_out_showing_the_pods_state_and_events() -> anyhow::Resu
     let class = std::env::var("KELP_K8S_STORAGE_CLASS").unwrap_or_else(|_| "kelp-test".to_owned());
     let binary = kelp_tests::fresh_binary("kelp", &["deployer/src"])?;
     let namespace: String = kelp_tests::unique("kelp-stuck").chars().take(50).collect();
-    let _cleanup = Cleanup(namespace.clone());
+    let _cleanup = Cleanup(kelp_tests::TestNamespace(namespace.clone()));
     let dir = tempfile::tempdir()?;
     let stack_path = dir.path().join("stack.yaml");
     // More memory than any kwok node has (256 GiB): the pod never schedules.

@@ -3,6 +3,7 @@
 //! schema validation, defaulting and admission (Pod Security included)
 //! without storing anything.
 
+use kelp_tests::{TestNamespace, kubectl};
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
@@ -29,24 +30,6 @@ const STACKS: [(&str, &str); 3] = [
     ),
 ];
 
-fn kubectl() -> Command {
-    Command::new(std::env::var("KELP_KUBECTL").unwrap_or_else(|_| "kubectl".to_owned()))
-}
-
-/// Deletes the test's namespace (created for real: a dry run cannot create
-/// objects in a namespace that does not exist).
-struct Namespace(String);
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        let _ = kubectl()
-            .args(["delete", "namespace", &self.0, "--wait=false"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
 #[test]
 #[ignore = "needs the testbed: testbed/testbed up k8s"]
 fn every_rendered_object_passes_server_side_apply_dry_run() -> anyhow::Result<()> {
@@ -66,7 +49,7 @@ fn every_rendered_object_passes_server_side_apply_dry_run() -> anyhow::Result<()
             "creating namespace {namespace} failed: {}",
             String::from_utf8_lossy(&created.stderr)
         );
-        let _cleanup = Namespace(namespace.clone());
+        let _cleanup = TestNamespace(namespace.clone());
 
         let path = dir.path().join(format!("{name}.yaml"));
         let text = format!(

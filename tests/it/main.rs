@@ -14,4 +14,5 @@ mod shipper_index;
 mod shipper_support;
 mod smoke_kafka;
 mod smoke_search;
+mod storage_driver;
 mod storage_rbd;

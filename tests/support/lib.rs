@@ -126,3 +126,31 @@ pub fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }
+
+/// `kubectl` of the testbed (`KELP_KUBECTL`), else the one on `PATH`.
+pub fn kubectl() -> std::process::Command {
+    std::process::Command::new(
+        std::env::var("KELP_KUBECTL").unwrap_or_else(|_| "kubectl".to_owned()),
+    )
+}
+
+/// A namespace a test owns: deleted (without waiting) when the guard drops,
+/// whether the test passed or failed.
+#[derive(Debug)]
+pub struct TestNamespace(pub String);
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let _ = kubectl()
+            .args([
+                "delete",
+                "namespace",
+                &self.0,
+                "--wait=false",
+                "--ignore-not-found",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}

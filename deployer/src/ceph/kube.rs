@@ -138,18 +138,32 @@ pub struct DriverPod {
     pub ready: bool,
 }
 
-/// Reads the CSIDriver and the driver's pods, and judges them.
+/// Reads the CSIDriver `rbd.csi.ceph.com` and the driver's pods in every
+/// namespace, and judges them.
 pub async fn check_driver(client: &kube::Client) -> Result<String, KubeError> {
+    check_driver_named(client, RBD_DRIVER, None).await
+}
+
+/// Reads the CSIDriver `driver` and the driver's pods (in `namespace`, or
+/// in every namespace), and judges them.
+pub async fn check_driver_named(
+    client: &kube::Client,
+    driver: &str,
+    namespace: Option<&str>,
+) -> Result<String, KubeError> {
     let drivers: Api<CSIDriver> = Api::all(client.clone());
     let present = drivers
-        .get_opt(RBD_DRIVER)
+        .get_opt(driver)
         .await
         .map_err(|source| KubeError::Api {
-            step: format!("reading CSIDriver {RBD_DRIVER}"),
+            step: format!("reading CSIDriver {driver}"),
             source,
         })?
         .is_some();
-    let pods: Api<Pod> = Api::all(client.clone());
+    let pods: Api<Pod> = match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    };
     let list = pods
         .list(&ListParams::default().labels(DRIVER_POD_SELECTOR))
         .await
@@ -173,22 +187,27 @@ pub async fn check_driver(client: &kube::Client) -> Result<String, KubeError> {
                 .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
         })
         .collect();
-    driver_verdict(present, &pods).map_err(KubeError::Driver)
+    driver_verdict(driver, present, &pods).map_err(KubeError::Driver)
 }
 
-/// Ok (with a summary) when the CSIDriver exists and every driver pod, of
-/// which there is at least one, is Ready; else what is wrong and the fix.
-pub fn driver_verdict(csi_driver_present: bool, pods: &[DriverPod]) -> Result<String, String> {
+/// Ok (with a summary) when the CSIDriver `driver` exists and every driver
+/// pod, of which there is at least one, is Ready; else what is wrong and
+/// the fix.
+pub fn driver_verdict(
+    driver: &str,
+    csi_driver_present: bool,
+    pods: &[DriverPod],
+) -> Result<String, String> {
     if !csi_driver_present {
         return Err(format!(
-            "the CSIDriver {RBD_DRIVER} does not exist: ceph-csi is not installed; install it \
-             (docs/STORAGE.md, \"Installing ceph-csi\") in the namespace of the ceph-csi-config \
-             ConfigMap"
+            "the CSIDriver {driver} does not exist: ceph-csi is not installed; install it with \
+             `kelp storage rbd --install-driver` (docs/STORAGE.md, \"Installing ceph-csi\") in \
+             the namespace of the ceph-csi-config ConfigMap"
         ));
     }
     if pods.is_empty() {
         return Err(format!(
-            "the CSIDriver {RBD_DRIVER} exists but no ceph-csi RBD pod runs ({DRIVER_POD_SELECTOR}): \
+            "the CSIDriver {driver} exists but no ceph-csi RBD pod runs ({DRIVER_POD_SELECTOR}): \
              check the csi-rbdplugin DaemonSet and the csi-rbdplugin-provisioner Deployment"
         ));
     }
@@ -206,7 +225,7 @@ pub fn driver_verdict(csi_driver_present: bool, pods: &[DriverPod]) -> Result<St
         ));
     }
     Ok(format!(
-        "CSIDriver {RBD_DRIVER} present, {} driver pods Ready",
+        "CSIDriver {driver} present, {} driver pods Ready",
         pods.len()
     ))
 }
@@ -224,7 +243,7 @@ mod tests {
 
     #[test]
     fn the_driver_verdict() {
-        let cases: [(bool, Vec<DriverPod>, Result<&str, &str>); 5] = [
+        let cases: [(bool, Vec<DriverPod>, Result<&str, &str>); 6] = [
             (false, vec![pod("ceph-csi/a", true)], Err("does not exist")),
             (true, vec![], Err("no ceph-csi RBD pod runs")),
             (
@@ -238,9 +257,10 @@ mod tests {
                 Ok("1 driver pods Ready"),
             ),
             (false, vec![], Err("ceph-csi is not installed")),
+            (false, vec![], Err("--install-driver")),
         ];
         for (present, pods, want) in cases {
-            match (driver_verdict(present, &pods), want) {
+            match (driver_verdict(RBD_DRIVER, present, &pods), want) {
                 (Ok(got), Ok(want)) | (Err(got), Err(want)) => {
                     assert!(got.contains(want), "{got} vs {want}")
                 }

@@ -4,13 +4,16 @@
 //! the stack file's `storage.rbd` block. See docs/STORAGE.md.
 
 use std::fmt::Write as _;
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use kelp_deployer::ceph::cli::Identity;
-use kelp_deployer::ceph::{self, CephKey, ClientOutcome, Cluster, PoolOutcome, kube as ceph_kube};
+use kelp_deployer::ceph::{
+    self, CephKey, ClientOutcome, Cluster, PoolOutcome, driver, install, kube as ceph_kube,
+};
 use kelp_deployer::manifests::{self, CephCsiInputs};
 use kelp_deployer::stack::{FsType, Rbd, Stack};
 use serde::Serialize;
@@ -32,6 +35,12 @@ pub(crate) enum StorageCommand {
     ///
     /// kelp runs the `ceph` and `rbd` tools (Debian/Ubuntu package
     /// ceph-common): they must be installed on this machine.
+    ///
+    /// --install-driver installs the ceph-csi RBD driver itself, from
+    /// ceph-csi's release manifests pinned by sha256 (downloaded, never
+    /// vendored), after showing what it installs and asking for consent
+    /// (or --yes). Without --keyring and --client-key-file it installs only
+    /// the driver and touches no Ceph cluster.
     Rbd(RbdArgs),
 }
 
@@ -49,6 +58,7 @@ enum Print {
 
 /// Arguments of `kelp storage rbd`.
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("changes").args(["apply", "install_driver"]).multiple(true)))]
 pub(crate) struct RbdArgs {
     /// The Ceph cluster's ceph.conf (its `mon host` is all kelp needs).
     #[arg(
@@ -59,7 +69,11 @@ pub(crate) struct RbdArgs {
     )]
     ceph_conf: PathBuf,
     /// An admin keyring: kelp creates the pool and the client if missing.
-    #[arg(long, value_name = "FILE", required_unless_present = "client_key_file")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present_any = ["client_key_file", "install_driver"]
+    )]
     keyring: Option<PathBuf>,
     /// The entity of --keyring.
     #[arg(long, value_name = "NAME", default_value = "client.admin")]
@@ -95,8 +109,9 @@ pub(crate) struct RbdArgs {
     /// of KUBECONFIG, then check the ceph-csi driver.
     #[arg(long)]
     apply: bool,
-    /// With --apply: let the API server validate the objects, store nothing.
-    #[arg(long, requires = "apply")]
+    /// With --apply or --install-driver: let the API server validate the
+    /// objects (and the driver's), store nothing; the namespace must exist.
+    #[arg(long, requires = "changes")]
     dry_run: bool,
     /// Check that the ceph-csi driver is installed and its pods Ready
     /// (always done with --apply unless --skip-driver-check).
@@ -108,6 +123,36 @@ pub(crate) struct RbdArgs {
     /// How long to wait for Ceph's monitors, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     timeout_secs: u32,
+    /// The ceph-csi namespace: where the driver runs (--install-driver)
+    /// and the ceph-csi objects go. Default: the stack's
+    /// `storage.rbd.secret_namespace`, else `ceph-csi`.
+    #[arg(long, value_name = "NAMESPACE")]
+    csi_namespace: Option<String>,
+    /// Install the ceph-csi RBD driver (kelp's pinned release) into the
+    /// ceph-csi namespace: downloads its manifests, verifies each against
+    /// its sha256 pin, shows what it installs (the privileged node plugin
+    /// DaemonSet on every node, the images) and asks for consent; then
+    /// applies them and waits until the driver's pods are Ready.
+    #[arg(long)]
+    install_driver: bool,
+    /// With --install-driver: consent without a prompt (required when not
+    /// at a terminal).
+    #[arg(long, requires = "install_driver")]
+    yes: bool,
+    /// With --install-driver: download the files from URL/<path> instead of
+    /// https://raw.githubusercontent.com/ceph/ceph-csi/<version> (a mirror
+    /// for an air-gapped cluster; the pins still apply).
+    #[arg(long, value_name = "URL", requires = "install_driver")]
+    driver_base_url: Option<String>,
+    /// With --install-driver: a YAML list of the files to install and
+    /// their sha256 (`version: v3.x.y`, `files: [{path, sha256}]`) instead
+    /// of kelp's pins, for another ceph-csi release you verified yourself.
+    #[arg(long, value_name = "FILE", requires = "install_driver")]
+    driver_manifests: Option<PathBuf>,
+    /// With --install-driver: how long to wait for the driver's pods to be
+    /// Ready, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    driver_timeout_secs: u64,
 }
 
 /// Runs `kelp storage ...`.
@@ -122,6 +167,31 @@ async fn rbd(args: RbdArgs) -> anyhow::Result<()> {
         Some(path) => Stack::load(path)?,
         None => Stack::default(),
     };
+    let csi_namespace = args
+        .csi_namespace
+        .clone()
+        .or_else(|| {
+            stack
+                .storage
+                .rbd
+                .as_ref()
+                .map(|r| r.secret_namespace.clone())
+        })
+        .unwrap_or_else(|| DEFAULT_CSI_NAMESPACE.to_owned());
+    // Consent comes before any change, on the Ceph side as well.
+    let driver = if args.install_driver {
+        Some(prepare_driver(&args, &csi_namespace).await?)
+    } else {
+        None
+    };
+    if args.keyring.is_none() && args.client_key_file.is_none() {
+        // Only --install-driver gets here (clap): no Ceph cluster involved.
+        let kube = ceph_kube::client().await?;
+        if let Some(prepared) = &driver {
+            install_driver(&args, &kube, &csi_namespace, prepared).await?;
+        }
+        return Ok(());
+    }
     let pool = args
         .pool
         .clone()
@@ -131,12 +201,13 @@ async fn rbd(args: RbdArgs) -> anyhow::Result<()> {
     let cluster = Cluster::new(&args.ceph_conf, args.timeout_secs);
     let (facts, key) = tokio::task::block_in_place(|| preflight(&args, &cluster, &pool, &client))?;
 
-    let rbd = fill_rbd(
+    let mut rbd = fill_rbd(
         stack.storage.rbd.take(),
         &pool,
         &facts.fsid,
         &facts.monitors,
     );
+    rbd.secret_namespace = csi_namespace.clone();
     stack.storage.storage_class = None;
     stack.storage.rbd = Some(rbd.clone());
     stack
@@ -172,7 +243,7 @@ async fn rbd(args: RbdArgs) -> anyhow::Result<()> {
         Print::Nothing => {}
     }
 
-    if args.apply || args.check_driver {
+    if args.apply || args.check_driver || driver.is_some() {
         let kube = ceph_kube::client().await?;
         if args.apply {
             ceph_kube::apply(&kube, &objects, args.dry_run).await?;
@@ -182,11 +253,113 @@ async fn rbd(args: RbdArgs) -> anyhow::Result<()> {
                 if args.dry_run { " (dry run)" } else { "" }
             );
         }
-        if !args.skip_driver_check {
+        if let Some(prepared) = &driver {
+            install_driver(&args, &kube, &csi_namespace, prepared).await?;
+        } else if !args.skip_driver_check {
             let summary = ceph_kube::check_driver(&kube).await?;
             tracing::info!("driver check: {summary}");
         }
     }
+    Ok(())
+}
+
+/// The namespace ceph-csi runs in when neither --csi-namespace nor the
+/// stack file says (the stack's own default for `storage.rbd`).
+const DEFAULT_CSI_NAMESPACE: &str = "ceph-csi";
+
+/// Bounds each download of a driver file.
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Downloads and verifies the driver files, shows what they install and
+/// gets consent. Changes nothing.
+async fn prepare_driver(args: &RbdArgs, namespace: &str) -> anyhow::Result<install::Prepared> {
+    let (set, kelp_pins) = match &args.driver_manifests {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("reading the driver manifest list {} failed", path.display())
+            })?;
+            (driver::ManifestSet::from_yaml(&text)?, false)
+        }
+        None => (driver::ManifestSet::pinned(), true),
+    };
+    let base_url = args
+        .driver_base_url
+        .clone()
+        .unwrap_or_else(|| set.default_base_url());
+    let prepared = install::prepare(&set, &base_url, namespace, DOWNLOAD_TIMEOUT).await?;
+    let plan = driver::Plan {
+        version: &set.version,
+        base_url: &base_url,
+        kelp_pins,
+        files: set.files.iter().map(|f| f.path.as_str()).collect(),
+        namespace,
+        summary: &prepared.summary,
+    };
+    // A dry run changes nothing, so it needs no consent.
+    let yes = args.yes || args.dry_run;
+    tokio::task::block_in_place(|| consent(&plan.to_string(), yes))?;
+    Ok(prepared)
+}
+
+/// Shows the plan on stderr; Ok with --yes or when `yes` is typed at a
+/// terminal.
+fn consent(plan: &str, yes: bool) -> anyhow::Result<()> {
+    let mut stderr = std::io::stderr().lock();
+    write!(stderr, "{plan}").context("writing the install plan failed")?;
+    if yes {
+        return Ok(());
+    }
+    anyhow::ensure!(
+        std::io::stdin().is_terminal(),
+        "installing the ceph-csi driver failed: it needs your consent; rerun with --yes when not \
+         at a terminal (nothing was changed)"
+    );
+    write!(stderr, "Type yes to install: ")
+        .and_then(|()| stderr.flush())
+        .context("writing the prompt failed")?;
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("reading the answer failed")?;
+    anyhow::ensure!(
+        answer.trim() == "yes",
+        "installing the ceph-csi driver failed: not confirmed (type yes); nothing was changed"
+    );
+    Ok(())
+}
+
+/// Applies the verified driver files, then waits for the driver check.
+async fn install_driver(
+    args: &RbdArgs,
+    kube: &kube::Client,
+    namespace: &str,
+    prepared: &install::Prepared,
+) -> anyhow::Result<()> {
+    install::install(kube, namespace, prepared, args.dry_run).await?;
+    if args.dry_run {
+        tracing::info!(
+            "the API server accepted the {} driver objects (dry run: nothing stored)",
+            prepared.docs.len()
+        );
+        return Ok(());
+    }
+    tracing::info!(
+        "installed the ceph-csi driver: {} objects in namespace {namespace}",
+        prepared.docs.len()
+    );
+    if args.skip_driver_check {
+        return Ok(());
+    }
+    let summary = install::wait_ready(
+        kube,
+        &prepared.csi_driver,
+        namespace,
+        Duration::from_secs(args.driver_timeout_secs),
+        Duration::from_secs(2),
+    )
+    .await?;
+    tracing::info!("driver check: {summary}");
     Ok(())
 }
 
@@ -361,7 +534,54 @@ fn stack_block(rbd: &Rbd) -> anyhow::Result<String> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Wrapper {
+        #[command(subcommand)]
+        command: StorageCommand,
+    }
+
+    #[test]
+    fn install_driver_flags_combine() {
+        let ok: &[&[&str]] = &[
+            // Only the driver: no Ceph access needed.
+            &["--install-driver"],
+            &["--install-driver", "--yes", "--csi-namespace", "csi"],
+            &["--install-driver", "--dry-run"],
+            &[
+                "--install-driver",
+                "--driver-base-url",
+                "https://m.example/ceph-csi/v3.12.2",
+                "--driver-manifests",
+                "/list.yaml",
+                "--driver-timeout-secs",
+                "60",
+            ],
+            &["--keyring", "/k", "--apply", "--install-driver", "--yes"],
+            &["--keyring", "/k", "--apply", "--dry-run"],
+        ];
+        let bad: &[&[&str]] = &[
+            // Neither Ceph access nor the driver-only mode.
+            &[],
+            &["--yes"],
+            &["--keyring", "/k", "--yes"],
+            &["--keyring", "/k", "--driver-base-url", "https://m.example"],
+            &["--keyring", "/k", "--driver-manifests", "/list.yaml"],
+            &["--keyring", "/k", "--dry-run"],
+        ];
+        for (args, want_ok) in ok
+            .iter()
+            .map(|a| (a, true))
+            .chain(bad.iter().map(|a| (a, false)))
+        {
+            let argv = ["storage", "rbd"].iter().chain(args.iter());
+            let parsed = Wrapper::try_parse_from(argv);
+            assert_eq!(parsed.is_ok(), want_ok, "{args:?}: {parsed:?}");
+        }
+    }
 
     #[test]
     fn the_stack_block_round_trips_through_the_stack_file() {

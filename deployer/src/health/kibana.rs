@@ -5,10 +5,7 @@
 //! A Kibana pod is Ready while it still migrates its saved objects ("Kibana
 //! server is not ready yet"); importing dashboards then would fail.
 
-use super::search::endpoint;
-use super::{
-    BasicAuth, Gate, GateFuture, GateStatus, HttpOptions, authorized, error_chain, http_client,
-};
+use super::{BasicAuth, Gate, GateFuture, GateStatus, HttpOptions, get_for_gate};
 use crate::kibana::status;
 
 /// Decides from one answer to `GET /api/status`.
@@ -50,26 +47,9 @@ impl KibanaAvailable {
     }
 
     async fn check_once(&self) -> GateStatus {
-        let client = match http_client(&self.http) {
-            Ok(client) => client,
-            Err(why) => return GateStatus::NotYet(why),
-        };
-        let url = match endpoint(&self.url, "/api/status") {
-            Ok(url) => url,
-            Err(why) => return GateStatus::NotYet(why),
-        };
-        let request = authorized(client.get(url.clone()), self.auth.as_ref());
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(e) => return GateStatus::NotYet(format!("GET {url} failed: {}", error_chain(&e))),
-        };
-        let code = response.status().as_u16();
-        match response.bytes().await {
-            Ok(body) => evaluate(code, &body),
-            Err(e) => GateStatus::NotYet(format!(
-                "reading the answer of GET {url} failed: {}",
-                error_chain(&e)
-            )),
+        match get_for_gate(&self.http, self.auth.as_ref(), &self.url, "/api/status").await {
+            Ok((code, body)) => evaluate(code, &body),
+            Err(why) => GateStatus::NotYet(why),
         }
     }
 }

@@ -9,10 +9,8 @@
 use reqwest::Url;
 use serde::Deserialize;
 
-use super::{
-    BasicAuth, ClusterColor, Gate, GateFuture, GateStatus, HttpOptions, authorized, error_chain,
-};
-use super::{excerpt, http_client};
+use super::excerpt;
+use super::{BasicAuth, ClusterColor, Gate, GateFuture, GateStatus, HttpOptions, get_for_gate};
 
 /// The fields of a health answer the gate reads.
 #[derive(Debug, Deserialize)]
@@ -115,26 +113,16 @@ impl SearchHealth {
     }
 
     async fn check_once(&self) -> GateStatus {
-        let client = match http_client(&self.http) {
-            Ok(client) => client,
-            Err(why) => return GateStatus::NotYet(why),
-        };
-        let url = match endpoint(&self.url, "/_cluster/health") {
-            Ok(url) => url,
-            Err(why) => return GateStatus::NotYet(why),
-        };
-        let request = authorized(client.get(url.clone()), self.auth.as_ref());
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(e) => return GateStatus::NotYet(format!("GET {url} failed: {}", error_chain(&e))),
-        };
-        let status = response.status().as_u16();
-        match response.bytes().await {
-            Ok(body) => evaluate(status, &body, self.want),
-            Err(e) => GateStatus::NotYet(format!(
-                "reading the answer of GET {url} failed: {}",
-                error_chain(&e)
-            )),
+        match get_for_gate(
+            &self.http,
+            self.auth.as_ref(),
+            &self.url,
+            "/_cluster/health",
+        )
+        .await
+        {
+            Ok((status, body)) => evaluate(status, &body, self.want),
+            Err(why) => GateStatus::NotYet(why),
         }
     }
 }

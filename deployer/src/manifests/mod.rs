@@ -277,10 +277,19 @@ pub enum RenderError {
 /// # Errors
 /// When an object cannot be serialized (not expected for these types).
 pub fn to_yaml(objects: &[Object]) -> Result<String, RenderError> {
+    documents_yaml(objects, Object::id)
+}
+
+/// Multi-document YAML, `---` before each document; `id` names an object
+/// that fails to serialize.
+pub(crate) fn documents_yaml<T: Serialize>(
+    objects: &[T],
+    id: impl Fn(&T) -> String,
+) -> Result<String, RenderError> {
     let mut out = String::new();
     for object in objects {
         let text = serde_saphyr::to_string(object).map_err(|source| RenderError::Yaml {
-            id: object.id(),
+            id: id(object),
             source,
         })?;
         out.push_str("---\n");

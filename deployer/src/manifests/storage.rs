@@ -209,19 +209,7 @@ pub fn ceph_csi(stack: &Stack, inputs: &CephCsiInputs) -> Vec<CephCsiObject> {
 
 /// Multi-document YAML of the ceph-csi objects.
 pub fn ceph_csi_yaml(objects: &[CephCsiObject]) -> Result<String, super::RenderError> {
-    let mut out = String::new();
-    for object in objects {
-        let text = serde_saphyr::to_string(object).map_err(|source| super::RenderError::Yaml {
-            id: object.id(),
-            source,
-        })?;
-        out.push_str("---\n");
-        out.push_str(&text);
-        if !text.ends_with('\n') {
-            out.push('\n');
-        }
-    }
-    Ok(out)
+    super::documents_yaml(objects, CephCsiObject::id)
 }
 
 #[cfg(test)]
