@@ -5,6 +5,7 @@ pub(crate) mod dashboards;
 pub(crate) mod destroy;
 pub(crate) mod init;
 pub(crate) mod plan;
+pub(crate) mod probe;
 pub(crate) mod render;
 pub(crate) mod status;
 pub(crate) mod storage;

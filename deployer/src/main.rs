@@ -75,6 +75,14 @@ enum Command {
     /// Storage for the stack's volumes: Ceph RBD through ceph-csi.
     #[command(subcommand)]
     Storage(cmd::storage::StorageCommand),
+    /// Check the whole pipeline with a canary pod's log line.
+    ///
+    /// Starts a short-lived pod that writes one line with a unique token,
+    /// searches until the token is indexed and prints the write-to-searchable
+    /// time; at the deadline, says where it stopped: the pod, Kafka, the
+    /// dead-letter topic or the shipper. Exits 0 only when the token was
+    /// found. docs/PROBE.md explains the report.
+    Probe(Box<cmd::probe::ProbeArgs>),
 }
 
 fn main() -> ExitCode {
@@ -111,6 +119,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 .context("starting the async runtime failed")?;
             runtime.block_on(cmd::storage::run(command))
         }
+        Command::Probe(args) => runtime()?.block_on(cmd::probe::run(&args)),
     }
 }
 

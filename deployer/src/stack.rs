@@ -37,6 +37,9 @@ pub const DEFAULT_KAFKA_KRAFT_VERSION: &str = "4.4.0";
 /// Elasticsearch (and Kibana, which must match it).
 pub const DEFAULT_ELASTICSEARCH_VERSION: &str = "8.19.21";
 
+/// The canary pod of `kelp probe`: busybox's `echo`, in a few MiB.
+pub const DEFAULT_PROBE_IMAGE: &str = "docker.io/library/busybox:1.37.0";
+
 /// Largest Elasticsearch heap: below 32 GiB the JVM keeps compressed object
 /// pointers; Elastic's guidance is "no more than about 31 GB".
 pub const MAX_ELASTICSEARCH_HEAP_MIB: u32 = 31 * 1024;
@@ -115,6 +118,10 @@ pub struct Images {
     pub elasticsearch: Option<String>,
     /// Kibana image. Unset: `docker.elastic.co/kibana/kibana:<kibana version>`.
     pub kibana: Option<String>,
+    /// Image of `kelp probe`'s canary pod; it runs `echo`, so any image
+    /// with one on its `PATH` does. Unset: [`DEFAULT_PROBE_IMAGE`], a small
+    /// official image.
+    pub probe: Option<String>,
     /// Names of existing `kubernetes.io/dockerconfigjson` Secrets in the
     /// namespace, for a private registry or mirror. Default none.
     pub pull_secrets: Vec<String>,
@@ -131,8 +138,16 @@ impl Default for Images {
             kafka: None,
             elasticsearch: None,
             kibana: None,
+            probe: None,
             pull_secrets: Vec::new(),
         }
+    }
+}
+
+impl Images {
+    /// The image of `kelp probe`'s canary pod.
+    pub fn probe(&self) -> &str {
+        self.probe.as_deref().unwrap_or(DEFAULT_PROBE_IMAGE)
     }
 }
 
@@ -746,6 +761,7 @@ impl Stack {
             &images.kafka,
             &images.elasticsearch,
             &images.kibana,
+            &images.probe,
         ];
         if overrides.iter().any(|image| {
             image

@@ -8,6 +8,7 @@ mod deployer_cluster;
 mod deployer_gates;
 mod deployer_render;
 mod fault_e2e;
+mod probe;
 mod shipper_faults;
 mod shipper_index;
 mod shipper_support;
