@@ -136,7 +136,7 @@ fn settings(config: &Config) -> anyhow::Result<Settings> {
     Ok(Settings {
         template: config.index_template()?,
         limits: bulk.limits(),
-        linger: Duration::from_millis(bulk.linger_ms),
+        bulk: bulk.clone(),
         max_in_flight: bulk.max_in_flight,
         backoff: bulk.backoff()?,
         drain_timeout: Duration::from_millis(bulk.revoke_drain_timeout_ms),

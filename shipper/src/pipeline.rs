@@ -43,6 +43,7 @@ use kelp_shipper::backoff::{Backoff, SplitMix64};
 use kelp_shipper::bulk::{BatchLimits, BulkBatch, Ingested, PushError, RecordView};
 use kelp_shipper::dead_letter::{DeadLetter, Stage};
 use kelp_shipper::index_name::IndexTemplate;
+use kelp_shipper::config::{BulkConfig, Slots};
 use kelp_shipper::lag::{PartitionOffsets, partition_lag};
 use kelp_shipper::response::{self, BulkOutcome, ErrorClass, ItemOutcome};
 use kelp_shipper::source::{SourcePos, TopicPartition, TopicTable};
@@ -76,7 +77,8 @@ pub(crate) type ShipperConsumer = StreamConsumer<ShipperContext>;
 pub(crate) struct Settings {
     pub(crate) template: IndexTemplate,
     pub(crate) limits: BatchLimits,
-    pub(crate) linger: Duration,
+    /// `bulk` config: the linger for the slots' state.
+    pub(crate) bulk: BulkConfig,
     pub(crate) max_in_flight: usize,
     pub(crate) backoff: Backoff,
     pub(crate) drain_timeout: Duration,
@@ -378,24 +380,36 @@ impl Shared {
         self.pump(st);
     }
 
-    /// Flushes the open batch when it has waited `linger` or longer.
+    /// How long the open batch may wait now: briefly while a bulk slot is
+    /// free, `linger` while every slot is busy.
+    fn linger(&self, st: &State) -> Duration {
+        self.settings.bulk.linger(Slots {
+            in_flight: st.in_flight,
+            queued: st.ready.len(),
+        })
+    }
+
+    /// Flushes the open batch when it has waited its linger or longer.
     fn flush_if_lingered(self: &Arc<Self>) {
         let mut st = self.lock();
+        let linger = self.linger(&st);
         if st
             .open
             .as_ref()
-            .is_some_and(|o| o.started.elapsed() >= self.settings.linger)
+            .is_some_and(|o| o.started.elapsed() >= linger)
         {
             self.flush(&mut st);
         }
     }
 
-    /// When the open batch must be sent.
+    /// When the open batch must be sent, as the slots are now; a bulk that
+    /// finishes wakes the dispatcher, which asks again.
     fn linger_deadline(&self) -> Option<tokio::time::Instant> {
         let st = self.lock();
+        let linger = self.linger(&st);
         st.open
             .as_ref()
-            .map(|o| tokio::time::Instant::from_std(o.started + self.settings.linger))
+            .map(|o| tokio::time::Instant::from_std(o.started + linger))
     }
 
     /// Starts a bulk task per free slot.

@@ -59,7 +59,7 @@ fn check_config_prints_the_effective_config_redacted() {
         "SASL_SSL"
     );
     // Defaults are filled in.
-    assert_eq!(config["bulk"]["max_events"], 2000);
+    assert_eq!(config["bulk"]["max_events"], 5000);
     assert_eq!(config["dead_letter"]["topic"], "kelp-dead-letter");
 }
 

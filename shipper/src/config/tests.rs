@@ -55,7 +55,7 @@ fn minimal_configs_get_the_defaults() {
     assert_eq!(Config::from_toml_str(MINIMAL_TOML).unwrap(), minimal());
     let defaults = minimal();
     assert_eq!(defaults.bulk.max_bytes, 5_242_880);
-    assert_eq!(defaults.bulk.max_events, 2_000);
+    assert_eq!(defaults.bulk.max_events, 5_000);
     assert_eq!(defaults.dead_letter.topic, "kelp-dead-letter");
     assert_eq!(defaults.metrics.listen_address.to_string(), "0.0.0.0:9102");
     assert_eq!(defaults.template.retention_days, 7);
@@ -151,6 +151,7 @@ fn example_config_shows_every_field() {
         "bulk.max_bytes",
         "bulk.max_events",
         "bulk.linger_ms",
+        "bulk.idle_linger_ms",
         "bulk.max_in_flight",
         "bulk.gzip",
         "bulk.retry_base_ms",
@@ -412,6 +413,7 @@ fn validation_table() {
         (|c| c.bulk.max_bytes = 100, "bulk.max_bytes"),
         (|c| c.bulk.max_events = 0, "bulk.max_events"),
         (|c| c.bulk.max_in_flight = 0, "bulk.max_in_flight"),
+        (|c| c.bulk.idle_linger_ms = 2_000, "bulk.idle_linger_ms"),
         (|c| c.bulk.retry_base_ms = 0, "bulk.retry_base_ms"),
         (|c| c.bulk.retry_cap_ms = 10, "bulk.retry_base_ms"),
         (
@@ -473,7 +475,7 @@ fn derived_settings() {
     let s = config.template_settings().unwrap();
     assert_eq!(s.refresh_interval, "30s");
     assert_eq!(s.retention_days, Some(14));
-    assert_eq!(config.bulk.limits().max_events, 2_000);
+    assert_eq!(config.bulk.limits().max_events, 5_000);
     assert_eq!(
         config.bulk.backoff().unwrap(),
         Backoff::from_millis(100, 30_000).unwrap()
@@ -670,4 +672,27 @@ fn redaction_hides_secret_properties_only() {
     // Everything else is unchanged, and the effective config round-trips.
     let back: Config = serde_json::from_str(&serde_json::to_string(&config).unwrap()).unwrap();
     assert_eq!(back, config);
+}
+
+
+#[test]
+fn a_batch_waits_briefly_while_a_slot_is_free_and_long_while_all_are_busy() {
+    let bulk = BulkConfig {
+        linger_ms: 1_000,
+        idle_linger_ms: 50,
+        max_in_flight: 4,
+        ..BulkConfig::default()
+    };
+    let ms = |in_flight, queued| bulk.linger(Slots { in_flight, queued }).as_millis();
+    // (in flight, queued, linger ms, why)
+    let table = [
+        (0, 0, 50, "idle engine: send what there is"),
+        (3, 0, 50, "a slot is free"),
+        (4, 0, 1_000, "every slot busy: let the batch grow"),
+        (3, 1, 1_000, "a full batch already waits for the free slot"),
+        (5, 2, 1_000, "over the limit while draining"),
+    ];
+    for (in_flight, queued, want, why) in table {
+        assert_eq!(ms(in_flight, queued), want, "{why}");
+    }
 }
