@@ -871,7 +871,10 @@ impl BulkConfig {
             return Err(invalid("bulk.max_in_flight", "must be at least 1"));
         }
         if self.idle_linger_ms > self.linger_ms {
-            return Err(invalid("bulk.idle_linger_ms", "must not exceed bulk.linger_ms"));
+            return Err(invalid(
+                "bulk.idle_linger_ms",
+                "must not exceed bulk.linger_ms",
+            ));
         }
         self.backoff()?;
         Ok(())

@@ -41,9 +41,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kelp_shipper::backoff::{Backoff, SplitMix64};
 use kelp_shipper::bulk::{BatchLimits, BulkBatch, Ingested, PushError, RecordView};
+use kelp_shipper::config::{BulkConfig, Slots};
 use kelp_shipper::dead_letter::{DeadLetter, Stage};
 use kelp_shipper::index_name::IndexTemplate;
-use kelp_shipper::config::{BulkConfig, Slots};
 use kelp_shipper::lag::{PartitionOffsets, partition_lag};
 use kelp_shipper::response::{self, BulkOutcome, ErrorClass, ItemOutcome};
 use kelp_shipper::source::{SourcePos, TopicPartition, TopicTable};

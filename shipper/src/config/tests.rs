@@ -674,7 +674,6 @@ fn redaction_hides_secret_properties_only() {
     assert_eq!(back, config);
 }
 
-
 #[test]
 fn a_batch_waits_briefly_while_a_slot_is_free_and_long_while_all_are_busy() {
     let bulk = BulkConfig {
