@@ -95,6 +95,22 @@ pub enum KibanaAuth {
     },
 }
 
+impl KibanaAuth {
+    /// Adds the credentials to a request (Kibana's and the search engine's
+    /// HTTP APIs take the same two kinds).
+    pub(crate) fn apply(&self, request: RequestBuilder) -> RequestBuilder {
+        match self {
+            KibanaAuth::None => request,
+            KibanaAuth::Basic { username, password } => {
+                request.basic_auth(username, Some(password))
+            }
+            KibanaAuth::ApiKey { encoded } => {
+                request.header(AUTHORIZATION, format!("ApiKey {encoded}"))
+            }
+        }
+    }
+}
+
 // Secrets never reach a log line through `{:?}`.
 impl fmt::Debug for KibanaAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -426,15 +442,7 @@ impl<'a> Kibana<'a> {
     }
 
     fn authorized(&self, request: RequestBuilder) -> RequestBuilder {
-        match &self.target.auth {
-            KibanaAuth::None => request,
-            KibanaAuth::Basic { username, password } => {
-                request.basic_auth(username, Some(password))
-            }
-            KibanaAuth::ApiKey { encoded } => {
-                request.header(AUTHORIZATION, format!("ApiKey {encoded}"))
-            }
-        }
+        self.target.auth.apply(request)
     }
 
     fn post(&self, url: Url) -> RequestBuilder {

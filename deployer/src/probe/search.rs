@@ -9,42 +9,10 @@ use serde_json::{Value, json};
 
 use super::ProbeError;
 
-/// How requests to the search engine authenticate.
-#[derive(Clone, PartialEq, Eq)]
-pub enum SearchAuth {
-    /// No credentials.
-    None,
-    /// HTTP basic authentication.
-    Basic {
-        /// User name.
-        username: String,
-        /// Password.
-        password: String,
-    },
-    /// An API key, sent as `Authorization: ApiKey <encoded>`.
-    ApiKey {
-        /// The key's `encoded` value: base64 of `id:api_key`.
-        encoded: String,
-    },
-}
-
-// Secrets never reach a log line through `{:?}`.
-impl fmt::Debug for SearchAuth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SearchAuth::None => f.write_str("None"),
-            SearchAuth::Basic { username, .. } => f
-                .debug_struct("Basic")
-                .field("username", username)
-                .field("password", &"<redacted>")
-                .finish(),
-            SearchAuth::ApiKey { .. } => f
-                .debug_struct("ApiKey")
-                .field("encoded", &"<redacted>")
-                .finish(),
-        }
-    }
-}
+/// How requests to the search engine authenticate: the same kinds as
+/// Kibana's (basic, or an Elasticsearch API key), with the same redacted
+/// `Debug`.
+pub type SearchAuth = crate::kibana::KibanaAuth;
 
 /// Where and how to search.
 #[derive(Clone)]
@@ -195,15 +163,7 @@ impl SearchClient {
             .post(&url)
             .header("content-type", "application/json")
             .body(query(token).to_string());
-        request = match &self.target.auth {
-            SearchAuth::None => request,
-            SearchAuth::Basic { username, password } => {
-                request.basic_auth(username, Some(password))
-            }
-            SearchAuth::ApiKey { encoded } => {
-                request.header("authorization", format!("ApiKey {encoded}"))
-            }
-        };
+        request = self.target.auth.apply(request);
         let response = match request.send().await {
             Ok(response) => response,
             Err(error) => return Ok(Answer::Failed(format!("POST {url}: {error}"))),
