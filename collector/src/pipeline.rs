@@ -43,6 +43,7 @@
 //! are sent early, as they are.
 
 use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -64,7 +65,7 @@ use crate::parse::path::PathMeta;
 use crate::parse::path::parse_path;
 use crate::parse::reassemble::{Assembled, Reassembler};
 use crate::parse::{Format, detect, parse_line};
-use crate::sink::{KeyChoice, Outgoing, Receipt, Refused, Sink};
+use crate::sink::{DeliveryFailure, KeyChoice, Outgoing, Receipt, Refused, Sink};
 use crate::tail::{FileState, Line, TailConfig, TailError, TailEvents, Tailer};
 
 /// Settings of the pipeline that are not the tailer's or the sink's.
@@ -228,7 +229,10 @@ struct InFlight {
     reach: u64,
     topic: Arc<str>,
     key: Arc<[u8]>,
-    payload: Vec<u8>,
+    /// The encoded record while the pipeline must keep it: waiting for room
+    /// in the sink, due for a re-send, or always with a sink that does not
+    /// hand payloads back. `None` while the sink holds the only copy.
+    payload: Option<Vec<u8>>,
     attempts: u32,
     /// When it was last offered to the sink.
     offered: Instant,
@@ -247,6 +251,10 @@ pub struct Pipeline<S: Sink, E: TailEvents> {
     started: Instant,
     stats: Stats,
     scratch: Vec<Assembled>,
+    emit_scratch: EmitScratch,
+    /// The clock, read once per round: it only orders retries and times
+    /// deliveries, so a read per event is not worth its cost.
+    now: Instant,
     receipts: Vec<Receipt>,
     /// Events the sink refused with a full queue, in send order.
     unsent: VecDeque<u64>,
@@ -255,6 +263,17 @@ pub struct Pipeline<S: Sink, E: TailEvents> {
     health: Arc<Health>,
     last_gauges: Option<Instant>,
     metadata: Option<MetadataState>,
+}
+
+/// Buffers [`Pipeline::emit`] reuses: it runs once per line, so fresh
+/// vectors would be several allocations per event.
+#[derive(Debug, Default)]
+struct EmitScratch {
+    next_of_stream: Vec<Option<u64>>,
+    continuation_acks: Vec<u64>,
+    outgoing: Vec<(InFlight, Range<usize>)>,
+    /// The encoded records of one call, back to back.
+    encoded: Vec<u8>,
 }
 
 /// How often the gauges computed from the tailer's files are refreshed.
@@ -281,6 +300,8 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
             started: Instant::now(),
             stats: Stats::default(),
             scratch: Vec::new(),
+            emit_scratch: EmitScratch::default(),
+            now: Instant::now(),
             receipts: Vec::new(),
             unsent: VecDeque::new(),
             last_finished_check: Instant::now(),
@@ -456,6 +477,7 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
     /// One round: receipts, retries, reading, timers. Returns whether it read
     /// lines or was held back by the sink.
     fn step(&mut self) -> bool {
+        self.now = Instant::now();
         let now_ms = self.now_ms();
         self.offer_unsent();
         let room =
@@ -823,20 +845,19 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
             return;
         };
         let missing = pipe.missing;
-        let mut continuation_acks = Vec::new();
-        let mut outgoing = Vec::with_capacity(events.len());
+        let mut scratch = std::mem::take(&mut self.emit_scratch);
         // Each event's next event of the same stream, found before the
         // events are consumed (moved, not cloned: they hold the messages).
-        let mut next_of_stream = vec![None; events.len()];
+        scratch.next_of_stream.clear();
+        scratch.next_of_stream.resize(events.len(), None);
         let mut seen: [Option<u64>; 2] = [None, None];
         for (index, event) in events.iter().enumerate().rev() {
             let slot = stream_slot(event.stream);
-            next_of_stream[index] = seen[slot];
+            scratch.next_of_stream[index] = seen[slot];
             seen[slot] = Some(event.offset);
         }
-        // One clock read per batch: the send time only orders retries.
-        let now = Instant::now();
-        for (mut assembled, next_same) in events.into_iter().zip(next_of_stream) {
+        for (index, mut assembled) in events.drain(..).enumerate() {
+            let next_same = scratch.next_of_stream.get(index).copied().flatten();
             let slot = stream_slot(assembled.stream);
             // This event owns its stream's lines up to the next event of the
             // same stream, or up to what is still pending.
@@ -852,7 +873,7 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
             // Lines before the event's first line cannot exist; drop stale ones defensively.
             while queue.front().is_some_and(|q| q.start < assembled.offset) {
                 if let Some(stale) = queue.pop_front() {
-                    continuation_acks.push(stale.start);
+                    scratch.continuation_acks.push(stale.start);
                 }
             }
             let mut reach = assembled.offset;
@@ -864,7 +885,7 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
                     assembled.flags.push(Flag::Truncated);
                 }
                 if !first {
-                    continuation_acks.push(line.start);
+                    scratch.continuation_acks.push(line.start);
                 }
                 first = false;
             }
@@ -889,73 +910,108 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
                 .emit(&self.metrics);
             }
             let event: &Event = builder.build(assembled);
-            outgoing.push(InFlight {
-                file: key,
-                first: offset,
-                reach: reach.max(offset + 1),
-                topic: Arc::clone(&pipe.topic),
-                key: Arc::clone(&pipe.key),
-                payload: event.to_json(),
-                attempts: 0,
-                offered: now,
-            });
+            let encoded_from = scratch.encoded.len();
+            event.append_json(&mut scratch.encoded);
+            scratch.outgoing.push((
+                InFlight {
+                    file: key,
+                    first: offset,
+                    reach: reach.max(offset + 1),
+                    topic: Arc::clone(&pipe.topic),
+                    key: Arc::clone(&pipe.key),
+                    payload: None,
+                    attempts: 0,
+                    offered: self.now,
+                },
+                encoded_from..scratch.encoded.len(),
+            ));
         }
-        for start in continuation_acks {
+        // Keep the allocation for the next line's events.
+        if events.capacity() > self.scratch.capacity() {
+            self.scratch = events;
+        }
+        for start in scratch.continuation_acks.drain(..) {
             self.tailer.ack(&key, start);
         }
-        EventsSent {
-            count: outgoing.len() as u64,
-        }
-        .emit(&self.metrics);
+        let count = scratch.outgoing.len() as u64;
+        EventsSent { count }.emit(&self.metrics);
         if missing {
-            self.stats.metadata_missing += outgoing.len() as u64;
-            MetadataMissing {
-                events: outgoing.len() as u64,
-            }
-            .emit(&self.metrics);
+            self.stats.metadata_missing += count;
+            MetadataMissing { events: count }.emit(&self.metrics);
         }
-        for event in outgoing {
+        let keep_payloads = !self.sink.hands_back_payloads();
+        for (mut event, range) in scratch.outgoing.drain(..) {
             let token = self.next_token;
             self.next_token += 1;
+            let encoded = scratch.encoded.get(range).unwrap_or_default();
+            if keep_payloads {
+                event.payload = Some(encoded.to_vec());
+            }
             self.in_flight.insert(token, event);
             self.stats.events_sent += 1;
-            self.send(token);
+            self.send(token, Some(encoded));
         }
+        scratch.encoded.clear();
+        self.emit_scratch = scratch;
     }
 
-    /// Offers an in-flight event to the sink, waiting for room if the sink is full.
-    fn send(&mut self, token: u64) {
+    /// Offers an in-flight event to the sink, waiting for room if the sink
+    /// is full. `fresh` is its just-encoded record, which it does not keep
+    /// yet; without it the event's kept payload is offered.
+    fn send(&mut self, token: u64, fresh: Option<&[u8]>) {
         // Keep the order: behind a full queue, everything waits its turn.
         if !self.unsent.is_empty() {
+            self.keep_payload(token, fresh);
             self.unsent.push_back(token);
             return;
         }
-        if !self.offer(token) {
+        if !self.offer(token, fresh) {
             self.unsent.push_back(token);
         }
     }
 
-    /// Offers one event; returns false when the sink's queue is full.
-    fn offer(&mut self, token: u64) -> bool {
-        let Some(event) = self.in_flight.get(&token) else {
+    /// Makes an event keep a copy of `fresh` if it holds no payload.
+    fn keep_payload(&mut self, token: u64, fresh: Option<&[u8]>) {
+        if let (Some(bytes), Some(event)) = (fresh, self.in_flight.get_mut(&token))
+            && event.payload.is_none()
+        {
+            event.payload = Some(bytes.to_vec());
+        }
+    }
+
+    /// Offers one event (see [`Pipeline::send`] for `fresh`); returns false
+    /// when the sink's queue is full, and the event then keeps its payload.
+    fn offer(&mut self, token: u64, fresh: Option<&[u8]>) -> bool {
+        let Some(event) = self.in_flight.get_mut(&token) else {
+            return true;
+        };
+        let Some(payload) = fresh.or(event.payload.as_deref()) else {
+            // Every path that gives the sink's copy up keeps one first.
+            tracing::error!(token, "an in-flight event has no payload to offer");
             return true;
         };
         let offered = self.sink.offer(Outgoing {
             token,
             topic: &event.topic,
             key: &event.key,
-            payload: &event.payload,
+            payload,
         });
         match offered {
             Ok(()) => {
-                if let Some(event) = self.in_flight.get_mut(&token) {
-                    event.offered = Instant::now();
+                event.offered = self.now;
+                if self.sink.hands_back_payloads() {
+                    // The sink hands it back if it fails.
+                    event.payload = None;
                 }
                 true
             }
-            Err(Refused::Full) => false,
+            Err(Refused::Full) => {
+                self.keep_payload(token, fresh);
+                false
+            }
             Err(Refused::Rejected(failure)) => {
-                self.failed(token, failure.reason, &failure.detail);
+                self.keep_payload(token, fresh);
+                self.failed(token, failure);
                 true
             }
         }
@@ -966,7 +1022,7 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
     /// and checkpoint saves are handled while Kafka is down.
     fn offer_unsent(&mut self) {
         while let Some(token) = self.unsent.front().copied() {
-            if !self.offer(token) {
+            if !self.offer(token, None) {
                 return;
             }
             self.unsent.pop_front();
@@ -980,20 +1036,23 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
         let mut receipts = std::mem::take(&mut self.receipts);
         self.sink.receipts(&mut receipts, wait);
         let changed = !receipts.is_empty();
+        if changed || !wait.is_zero() {
+            self.now = Instant::now();
+        }
         for receipt in receipts.drain(..) {
             match receipt.result {
                 Ok(()) => {
                     if let Some(event) = self.in_flight.remove(&receipt.token) {
                         self.stats.events_acked += 1;
                         EventAcked {
-                            delivery: event.offered.elapsed(),
+                            delivery: self.now.saturating_duration_since(event.offered),
                         }
                         .emit(&self.metrics);
                         self.tailer
                             .ack_through(&event.file, event.first, event.reach);
                     }
                 }
-                Err(failure) => self.failed(receipt.token, failure.reason, &failure.detail),
+                Err(failure) => self.failed(receipt.token, failure),
             }
         }
         self.receipts = receipts;
@@ -1006,11 +1065,20 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
     }
 
     /// Schedules a re-send: no event is ever given up.
-    fn failed(&mut self, token: u64, reason: &'static str, detail: &str) {
+    fn failed(&mut self, token: u64, failure: DeliveryFailure) {
+        let DeliveryFailure {
+            reason,
+            detail,
+            payload,
+        } = failure;
+        let detail = detail.as_str();
         *self.stats.delivery_failures.entry(reason).or_default() += 1;
         let Some(event) = self.in_flight.get_mut(&token) else {
             return;
         };
+        if event.payload.is_none() {
+            event.payload = payload;
+        }
         event.attempts = event.attempts.saturating_add(1);
         if reason == "message_too_large" && shrink(event) {
             EventTruncated {
@@ -1033,11 +1101,11 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
             retry_in: delay,
         }
         .emit(&self.metrics);
-        self.retries.push_back((Instant::now() + delay, token));
+        self.retries.push_back((self.now + delay, token));
     }
 
     fn resend_due(&mut self) {
-        let now = Instant::now();
+        let now = self.now;
         let mut due = Vec::new();
         self.retries.retain(|(at, token)| {
             if *at <= now {
@@ -1048,7 +1116,7 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
             }
         });
         for token in due {
-            self.send(token);
+            self.send(token, None);
         }
     }
 
@@ -1124,7 +1192,7 @@ fn apply_metadata(
 /// event is flagged truncated rather than dropped. Returns whether the flag
 /// is new.
 fn shrink(event: &mut InFlight) -> bool {
-    let Ok(mut record) = Event::from_json(&event.payload) else {
+    let Some(Ok(mut record)) = event.payload.as_deref().map(Event::from_json) else {
         return false;
     };
     let mut cut = record.message.len() / 2;
@@ -1137,7 +1205,7 @@ fn shrink(event: &mut InFlight) -> bool {
         record.log.flags.push(Flag::Truncated);
         record.log.flags.sort_unstable();
     }
-    event.payload = record.to_json();
+    event.payload = Some(record.to_json());
     newly
 }
 

@@ -265,6 +265,12 @@ impl Event {
         320 + strings + strings / 8 + maps + optional
     }
 
+    /// Appends the encoding to `buf`, which may hold other records before it.
+    pub fn append_json(&self, buf: &mut Vec<u8>) {
+        buf.reserve(self.json_len_hint());
+        encode::write_event(self, buf);
+    }
+
     /// Encodes into `buf`, reusing its allocation.
     pub fn write_json(&self, buf: &mut Vec<u8>) {
         buf.clear();

@@ -138,6 +138,110 @@ fn batch_run_checkpoints_the_whole_file_once_delivered() {
     assert_eq!(checkpoint.offset, fs::metadata(&log).unwrap().len());
 }
 
+/// A sink that hands payloads back like the Kafka sink and, by a fixed
+/// pattern, refuses offers (queue full), rejects them, or fails them in a
+/// receipt: re-sends must work without a copy kept by the pipeline.
+#[derive(Debug, Default)]
+struct FlakySink {
+    offers: u64,
+    pending: Vec<Receipt>,
+    delivered: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+impl FlakySink {
+    fn failure(payload: &[u8]) -> DeliveryFailure {
+        DeliveryFailure {
+            reason: "other",
+            detail: "flaky".into(),
+            payload: Some(payload.to_vec()),
+        }
+    }
+}
+
+impl Sink for FlakySink {
+    fn offer(&mut self, out: Outgoing<'_>) -> Result<(), Refused> {
+        self.offers += 1;
+        match self.offers % 7 {
+            3 => return Err(Refused::Full),
+            5 => return Err(Refused::Rejected(FlakySink::failure(out.payload))),
+            _ => {}
+        }
+        let result = if self.offers % 4 == 1 {
+            Err(FlakySink::failure(out.payload))
+        } else {
+            self.delivered.lock().unwrap().push(out.payload.to_vec());
+            Ok(())
+        };
+        self.pending.push(Receipt {
+            token: out.token,
+            result,
+        });
+        Ok(())
+    }
+
+    fn receipts(&mut self, into: &mut Vec<Receipt>, _wait: Duration) {
+        into.append(&mut self.pending);
+    }
+
+    fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn hands_back_payloads(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn re_sends_use_the_payload_the_sink_hands_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join(POD);
+    let mut text = String::new();
+    for i in 0..200 {
+        text.push_str(&format!("2026-11-27T10:00:00.{i:09}Z stdout F line {i}\n"));
+    }
+    append(&log, &text);
+    let tailer = Tailer::new(
+        tail_config(dir.path()),
+        Checkpoints::load(&dir.path().join("checkpoints.json")).unwrap(),
+        NoopEvents,
+    )
+    .unwrap();
+    let sink = FlakySink::default();
+    let delivered = Arc::clone(&sink.delivered);
+    let mut pipeline = Pipeline::new(tailer, sink, settings(dir.path()));
+    pipeline.run(Mode::Batch, &AtomicBool::new(false)).unwrap();
+    // The pattern hit every kind of failure, and each event still arrived once.
+    assert!(
+        pipeline.sink.offers > 260,
+        "offers {}",
+        pipeline.sink.offers
+    );
+    assert!(
+        pipeline
+            .stats()
+            .delivery_failures
+            .get("other")
+            .copied()
+            .unwrap_or(0)
+            > 60
+    );
+    let messages: Vec<String> = delivered
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|payload| Event::from_json(payload).unwrap().message)
+        .collect();
+    let mut expected: Vec<String> = (0..200).map(|i| format!("line {i}")).collect();
+    let mut sorted = messages.clone();
+    sorted.sort();
+    expected.sort();
+    assert_eq!(sorted, expected);
+    let checkpoints = Checkpoints::load(&dir.path().join("checkpoints.json")).unwrap();
+    let (_, checkpoint) = checkpoints.iter().next().unwrap();
+    assert_eq!(checkpoint.offset, fs::metadata(&log).unwrap().len());
+}
+
 fn tail_config(dir: &Path) -> TailConfig {
     TailConfig {
         include: vec![format!("{}/pods/*/*/*.log*", dir.display())],

@@ -60,6 +60,7 @@ fn write_failure(error: &io::Error) -> DeliveryFailure {
     DeliveryFailure {
         reason: "write_failed",
         detail: error.to_string(),
+        payload: None,
     }
 }
 

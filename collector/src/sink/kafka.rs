@@ -1,20 +1,22 @@
 //! The Kafka sink: librdkafka's idempotent producer with `acks=all`.
 //!
-//! Delivery reports come back on librdkafka's poll thread and are handed to
-//! the pipeline through a channel, so the pipeline never blocks on a future per
-//! event.
+//! The pipeline's own thread polls librdkafka for delivery reports (there is
+//! no polling thread): a report is a plain push into a list, and librdkafka's
+//! messages are freed on the thread that allocated them, which keeps the
+//! allocator's arenas uncontended. A failed report hands the payload back,
+//! so the pipeline keeps no copy of an event while Kafka has it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
-use rdkafka::producer::{BaseRecord, ProducerContext, ThreadedProducer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use serde::{Deserialize, Serialize};
 
 use super::{DeliveryFailure, Outgoing, Receipt, Refused, Sink, SinkStatus};
@@ -167,10 +169,11 @@ impl KafkaSinkConfig {
     }
 }
 
-/// Routes delivery reports from librdkafka's thread to the pipeline, and
-/// broker connection states to `/readyz`.
+/// Collects delivery reports while the pipeline polls, and routes broker
+/// connection states to `/readyz`.
 struct Reports {
-    tx: mpsc::Sender<Receipt>,
+    /// Filled during `poll` on the pipeline's thread; the lock is never contended.
+    done: Mutex<Vec<Receipt>>,
     in_flight: Arc<AtomicUsize>,
     status: SinkStatus,
 }
@@ -227,14 +230,19 @@ impl ProducerContext for Reports {
     fn delivery(&self, result: &DeliveryResult<'_>, token: usize) {
         let result = match result {
             Ok(_) => Ok(()),
-            Err((error, _)) => Err(failure(error)),
+            Err((error, message)) => Err(DeliveryFailure {
+                payload: Some(message.payload().unwrap_or_default().to_vec()),
+                ..failure(error)
+            }),
         };
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
-        // The receiver only goes away when the sink is dropped: nothing to report to.
-        let _ = self.tx.send(Receipt {
-            token: token as u64,
-            result,
-        });
+        self.done
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Receipt {
+                token: token as u64,
+                result,
+            });
     }
 }
 
@@ -251,13 +259,21 @@ fn failure(error: &KafkaError) -> DeliveryFailure {
     DeliveryFailure {
         reason,
         detail: error.to_string(),
+        payload: None,
     }
 }
 
+/// The longest single wait inside [`KafkaSink::receipts`]: reports that
+/// arrive during a wait are picked up within this much.
+const POLL_SLICE: Duration = Duration::from_millis(20);
+
+/// Polls of librdkafka's queue without waiting in one collection; each
+/// delivers one queued event (a batch of reports).
+const MAX_READY_POLLS: usize = 64;
+
 /// Produces events to Kafka; see the module docs.
 pub struct KafkaSink {
-    producer: ThreadedProducer<Reports>,
-    rx: mpsc::Receiver<Receipt>,
+    producer: BaseProducer<Reports>,
     in_flight: Arc<AtomicUsize>,
     status: SinkStatus,
 }
@@ -276,20 +292,33 @@ impl KafkaSink {
     /// # Errors
     /// When the configuration is invalid.
     pub fn new(config: &KafkaSinkConfig) -> Result<KafkaSink, KafkaSinkError> {
-        let (tx, rx) = mpsc::channel();
         let in_flight = Arc::new(AtomicUsize::new(0));
         let status = SinkStatus::kafka();
         let producer = config.client_config()?.create_with_context(Reports {
-            tx,
+            done: Mutex::new(Vec::new()),
             in_flight: Arc::clone(&in_flight),
             status: status.clone(),
         })?;
         Ok(KafkaSink {
             producer,
-            rx,
             in_flight,
             status,
         })
+    }
+}
+
+impl KafkaSink {
+    /// Moves the reports collected so far into `into`; returns how many it holds.
+    fn take_done(&self, into: &mut Vec<Receipt>) -> usize {
+        into.append(
+            &mut self
+                .producer
+                .context()
+                .done
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        into.len()
     }
 }
 
@@ -299,6 +328,7 @@ impl Sink for KafkaSink {
             return Err(Refused::Rejected(DeliveryFailure {
                 reason: "other",
                 detail: "token does not fit usize".into(),
+                payload: Some(out.payload.to_vec()),
             }));
         };
         let record = BaseRecord::with_opaque_to(out.topic, token)
@@ -311,18 +341,36 @@ impl Sink for KafkaSink {
                 self.in_flight.fetch_sub(1, Ordering::Relaxed);
                 match error.rdkafka_error_code() {
                     Some(RDKafkaErrorCode::QueueFull) => Err(Refused::Full),
-                    _ => Err(Refused::Rejected(failure(&error))),
+                    _ => Err(Refused::Rejected(DeliveryFailure {
+                        payload: Some(out.payload.to_vec()),
+                        ..failure(&error)
+                    })),
                 }
             }
         }
     }
 
     fn receipts(&mut self, into: &mut Vec<Receipt>, wait: Duration) {
-        match self.rx.recv_timeout(wait) {
-            Ok(receipt) => into.push(receipt),
-            Err(_) => return,
+        let deadline = Instant::now() + wait;
+        loop {
+            for _ in 0..MAX_READY_POLLS {
+                let before = self.take_done(into);
+                self.producer.poll(Duration::ZERO);
+                if self.take_done(into) == before {
+                    break;
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !into.is_empty() || left.is_zero() {
+                return;
+            }
+            // Reports arriving meanwhile are handled inside this poll.
+            self.producer.poll(left.min(POLL_SLICE));
         }
-        into.extend(self.rx.try_iter());
+    }
+
+    fn hands_back_payloads(&self) -> bool {
+        true
     }
 
     fn in_flight(&self) -> usize {

@@ -46,6 +46,9 @@ pub struct DeliveryFailure {
     pub reason: &'static str,
     /// The sink's own error text, for logs.
     pub detail: String,
+    /// The event as it was offered, handed back by sinks that do not ask
+    /// the caller to keep a copy (see [`Sink::hands_back_payloads`]).
+    pub payload: Option<Vec<u8>>,
 }
 
 /// Why a sink did not take an event right now.
@@ -67,6 +70,14 @@ pub trait Sink: Send {
 
     /// Events offered whose receipts have not been collected yet.
     fn in_flight(&self) -> usize;
+
+    /// Whether every failure this sink reports (a failed receipt or
+    /// [`Refused::Rejected`]) carries the offered payload back. Then the
+    /// caller keeps no copy of an event while it is in flight, which saves
+    /// an allocation per event; otherwise it keeps one for the re-send.
+    fn hands_back_payloads(&self) -> bool {
+        false
+    }
 
     /// Whether the sink can deliver, readable from another thread (`/readyz`).
     fn status(&self) -> SinkStatus {

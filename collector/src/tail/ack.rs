@@ -142,8 +142,14 @@ impl AckTracker {
         let Some(acks) = self.files.get_mut(file) else {
             return false;
         };
-        let Ok(index) = acks.ranges.binary_search_by_key(&start, |r| r.start) else {
-            return false;
+        // Kafka acknowledges mostly in order: the front first, then a search.
+        let index = if acks.ranges.front().is_some_and(|r| r.start == start) {
+            0
+        } else {
+            let Ok(index) = acks.ranges.binary_search_by_key(&start, |r| r.start) else {
+                return false;
+            };
+            index
         };
         let Some(range) = acks.ranges.get_mut(index) else {
             return false;
