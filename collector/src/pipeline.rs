@@ -64,7 +64,7 @@ use crate::parse::multiline::{self, Multiline, RuleName};
 use crate::parse::path::PathMeta;
 use crate::parse::path::parse_path;
 use crate::parse::reassemble::{Assembled, Reassembler};
-use crate::parse::{Format, detect, parse_line};
+use crate::parse::{Format, detect, parse_cut_line, parse_line};
 use crate::sink::{DeliveryFailure, KeyChoice, Outgoing, Receipt, Refused, Sink};
 use crate::tail::{FileState, Line, TailConfig, TailError, TailEvents, Tailer};
 
@@ -722,7 +722,12 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
                 }
             },
         };
-        let parsed = match parse_line(format, &line.bytes) {
+        let parsed = if line.truncated {
+            parse_cut_line(format, &line.bytes, &line.cut_tail)
+        } else {
+            parse_line(format, &line.bytes)
+        };
+        let parsed = match parsed {
             Ok(parsed) => parsed,
             Err(malformed) => {
                 self.malformed(&line, malformed.reason.as_str());

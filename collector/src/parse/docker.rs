@@ -67,5 +67,93 @@ pub fn parse(line: &[u8]) -> Result<DockerLine, Malformed> {
     })
 }
 
+/// Parses a docker line the tailer cut at `tail.max_line_bytes`: `head` is
+/// its start and `tail` its last bytes before the newline. The text is the
+/// decodable prefix of `log` in `head`; the stream and time, which dockerd
+/// writes after the text, come from `tail`. The caller flags the event
+/// truncated. dockerd itself splits at 16 KiB, so only a small
+/// `max_line_bytes` or another writer gets here.
+///
+/// # Errors
+/// When `head` does not start like a docker line, or `tail` holds no
+/// stream or no valid time.
+pub fn parse_cut(head: &[u8], tail: &[u8]) -> Result<DockerLine, Malformed> {
+    let escaped = head
+        .trim_ascii_start()
+        .strip_prefix(br#"{"log":""#)
+        .ok_or(MalformedReason::Json)?;
+    let usable = escaped.get(..decodable_prefix(escaped)).unwrap_or_default();
+    let mut quoted = Vec::with_capacity(usable.len() + 2);
+    quoted.push(b'"');
+    quoted.extend_from_slice(usable);
+    quoted.push(b'"');
+    let text: ByteBuf = serde_json::from_slice(&quoted).map_err(|_| MalformedReason::Json)?;
+    // The last occurrence: inside the text a quote would be escaped anyway.
+    let stream = if memchr::memmem::rfind(tail, br#""stream":"stdout""#).is_some() {
+        Stream::Stdout
+    } else if memchr::memmem::rfind(tail, br#""stream":"stderr""#).is_some() {
+        Stream::Stderr
+    } else {
+        return Err(MalformedReason::Stream.into());
+    };
+    let time = memchr::memmem::rfind(tail, br#""time":""#)
+        .and_then(|at| tail.get(at + 8..))
+        .and_then(|rest| rest.get(..memchr::memchr(b'"', rest)?))
+        .ok_or(MalformedReason::MissingField)?;
+    let timestamp = Timestamp::parse(time).ok_or(MalformedReason::Timestamp)?;
+    let mut content = text.into_vec();
+    content.pop_if(|last| *last == b'\n');
+    Ok(DockerLine {
+        timestamp,
+        stream,
+        partial: false,
+        content,
+    })
+}
+
+/// The length of the longest prefix of a JSON string's body (after its
+/// opening quote) that decodes on its own: up to the closing quote, and
+/// short of an escape or a surrogate pair that the cut split.
+fn decodable_prefix(escaped: &[u8]) -> usize {
+    let mut at = 0;
+    while let Some(&byte) = escaped.get(at) {
+        match byte {
+            b'"' => return at,
+            b'\\' => match escaped.get(at + 1) {
+                None => return at,
+                Some(b'u') => {
+                    let Some(code) = escaped.get(at + 2..at + 6).and_then(hex4) else {
+                        return at;
+                    };
+                    if (0xD800..0xDC00).contains(&code) {
+                        // A high surrogate decodes only with its low half.
+                        let low = escaped
+                            .get(at + 6..at + 12)
+                            .filter(|next| next.starts_with(b"\\u"))
+                            .and_then(|next| next.get(2..).and_then(hex4));
+                        if !low.is_some_and(|low| (0xDC00..0xE000).contains(&low)) {
+                            return at;
+                        }
+                        at += 12;
+                    } else {
+                        at += 6;
+                    }
+                }
+                Some(_) => at += 2,
+            },
+            _ => at += 1,
+        }
+    }
+    at
+}
+
+/// Four hex digits as a number.
+fn hex4(digits: &[u8]) -> Option<u32> {
+    std::str::from_utf8(digits)
+        .ok()
+        .filter(|text| text.len() == 4)
+        .and_then(|text| u32::from_str_radix(text, 16).ok())
+}
+
 #[cfg(test)]
 mod tests;

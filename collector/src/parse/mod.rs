@@ -126,6 +126,26 @@ pub fn parse_line(format: Format, line: &[u8]) -> Result<ParsedLine<'_>, Malform
     }
 }
 
+/// Parses a line the tailer cut at `tail.max_line_bytes`, given its start
+/// (`line`) and its last bytes (`tail`). A CRI line's prefix holds all its
+/// fields; a docker line's stream and time come from its end
+/// ([`docker::parse_cut`]).
+///
+/// # Errors
+/// As [`parse_line`], when neither end yields the line's fields.
+pub fn parse_cut_line<'a>(
+    format: Format,
+    line: &'a [u8],
+    tail: &[u8],
+) -> Result<ParsedLine<'a>, Malformed> {
+    match format {
+        Format::Cri => parse_line(format, line),
+        Format::Docker => docker::parse(line)
+            .or_else(|_| docker::parse_cut(line, tail))
+            .map(ParsedLine::from),
+    }
+}
+
 /// A line that could not be parsed. Callers count it and go on with the next line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 #[error("parsing log line failed: {reason}")]

@@ -242,6 +242,62 @@ fn re_sends_use_the_payload_the_sink_hands_back() {
     assert_eq!(checkpoint.offset, fs::metadata(&log).unwrap().len());
 }
 
+#[test]
+fn a_docker_line_cut_at_max_line_bytes_is_a_truncated_event_not_a_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join(POD);
+    let long = "x".repeat(5000);
+    append(
+        &log,
+        &format!(
+            concat!(
+                "{{\"log\":\"before\\n\",\"stream\":\"stdout\",\"time\":\"2026-11-27T10:00:00.1Z\"}}\n",
+                "{{\"log\":\"{}\\n\",\"stream\":\"stderr\",\"time\":\"2026-11-27T10:00:00.2Z\"}}\n",
+                "{{\"log\":\"after\\n\",\"stream\":\"stdout\",\"time\":\"2026-11-27T10:00:00.3Z\"}}\n",
+            ),
+            long
+        ),
+    );
+    let tailer = Tailer::new(
+        TailConfig {
+            max_line_bytes: 1024,
+            ..tail_config(dir.path())
+        },
+        Checkpoints::load(&dir.path().join("checkpoints.json")).unwrap(),
+        NoopEvents,
+    )
+    .unwrap();
+    let out = dir.path().join("out.ndjson");
+    let mut pipeline = Pipeline::new(tailer, FileSink::open(&out).unwrap(), settings(dir.path()));
+    pipeline.run(Mode::Batch, &AtomicBool::new(false)).unwrap();
+    let events = events_in(&out);
+    let seen: Vec<(&str, usize, bool)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.timestamp.as_str(),
+                e.message.len(),
+                e.log.flags.contains(&Flag::Truncated),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("2026-11-27T10:00:00.100000000Z", 6, false),
+            // The first 1024 bytes of the line, less `{"log":"`.
+            ("2026-11-27T10:00:00.200000000Z", 1016, true),
+            ("2026-11-27T10:00:00.300000000Z", 5, false),
+        ]
+    );
+    assert_eq!(events[1].stream, kelp_record::Stream::Stderr);
+    assert!(
+        pipeline.stats().malformed.is_empty(),
+        "{:?}",
+        pipeline.stats().malformed
+    );
+}
+
 fn tail_config(dir: &Path) -> TailConfig {
     TailConfig {
         include: vec![format!("{}/pods/*/*/*.log*", dir.display())],

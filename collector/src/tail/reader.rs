@@ -85,7 +85,15 @@ pub(crate) struct RawLine {
     /// The line without its newline, at most `max_line_bytes`.
     pub(crate) bytes: Bytes,
     pub(crate) truncated: bool,
+    /// For a cut line, its last [`CUT_TAIL_BYTES`] before the newline
+    /// (empty otherwise): docker json-file writes a line's stream and time
+    /// after its text, so a cut line is parsed from both ends.
+    pub(crate) cut_tail: Bytes,
 }
+
+/// How much of a cut line's end is kept: enough for docker's
+/// `","stream":"stderr","time":"<35 bytes>"}` with room for `attrs`.
+pub(crate) const CUT_TAIL_BYTES: usize = 256;
 
 /// Sizes for [`read_lines`].
 #[derive(Debug, Clone, Copy)]
@@ -163,11 +171,16 @@ pub(crate) fn read_lines(
                 Some(i) => {
                     let end = scanned + i as u64 + 1;
                     let head = read_head(src, pos.offset, max_line)?;
+                    let tail_from = (end - 1)
+                        .saturating_sub(CUT_TAIL_BYTES as u64)
+                        .max(pos.offset);
+                    let cut_tail = read_head(src, tail_from, (end - 1 - tail_from) as usize)?;
                     out.push(RawLine {
                         offset: pos.offset,
                         end,
                         bytes: head,
                         truncated: true,
+                        cut_tail,
                     });
                     lines += 1;
                     *pos = ReadPos::at(end);
@@ -196,6 +209,11 @@ pub(crate) fn read_lines(
         {
             let len = searched + i;
             let mut line = buf.split_to(len + 1);
+            let cut_tail = if len > max_line {
+                Bytes::copy_from_slice(&line[len.saturating_sub(CUT_TAIL_BYTES)..len])
+            } else {
+                Bytes::new()
+            };
             line.truncate(len.min(max_line));
             let end = pos.offset + len as u64 + 1;
             out.push(RawLine {
@@ -203,6 +221,7 @@ pub(crate) fn read_lines(
                 end,
                 bytes: line.freeze(),
                 truncated: len > max_line,
+                cut_tail,
             });
             lines += 1;
             *pos = ReadPos::at(end);
@@ -257,11 +276,19 @@ pub(crate) fn flush_unterminated(
     let want = usize::try_from(len)
         .unwrap_or(usize::MAX)
         .min(max_line.max(1));
+    let truncated = len > want as u64;
+    let cut_tail = if truncated {
+        let from = size.saturating_sub(CUT_TAIL_BYTES as u64).max(pos.offset);
+        read_head(src, from, (size - from) as usize)?
+    } else {
+        Bytes::new()
+    };
     let line = RawLine {
         offset: pos.offset,
         end: size,
         bytes: read_head(src, pos.offset, want)?,
-        truncated: len > want as u64,
+        truncated,
+        cut_tail,
     };
     *pos = ReadPos::at(line.end);
     Ok(Some(line))
@@ -313,6 +340,12 @@ mod tests {
                 end: (start + len + 1) as u64,
                 bytes: Bytes::copy_from_slice(&content[start..start + len.min(max_line)]),
                 truncated: len > max_line,
+                cut_tail: if len > max_line {
+                    let end = start + len;
+                    Bytes::copy_from_slice(&content[end - len.min(CUT_TAIL_BYTES)..end])
+                } else {
+                    Bytes::new()
+                },
             });
             start += len + 1;
         }
@@ -345,12 +378,21 @@ mod tests {
         out
     }
 
+    /// A line cut to `bytes`, whose end (up to [`CUT_TAIL_BYTES`]) is `tail`.
+    fn cut(offset: u64, end: u64, bytes: &[u8], tail: &[u8]) -> RawLine {
+        RawLine {
+            cut_tail: Bytes::copy_from_slice(tail),
+            ..line(offset, end, bytes, true)
+        }
+    }
+
     fn line(offset: u64, end: u64, bytes: &[u8], truncated: bool) -> RawLine {
         RawLine {
             offset,
             end,
             bytes: Bytes::copy_from_slice(bytes),
             truncated,
+            cut_tail: Bytes::new(),
         }
     }
 
@@ -378,7 +420,7 @@ mod tests {
                 b"abcd\nabcde\n",
                 4,
                 2,
-                vec![line(0, 5, b"abcd", false), line(5, 11, b"abcd", true)],
+                vec![line(0, 5, b"abcd", false), cut(5, 11, b"abcd", b"abcde")],
             ),
             // A long line completed in the buffer and one found by scanning.
             (
@@ -387,7 +429,7 @@ mod tests {
                 64,
                 vec![
                     line(0, 2, b"x", false),
-                    line(2, 19, b"loo", true),
+                    cut(2, 19, b"loo", b"looooooooooooong"),
                     line(19, 21, b"y", false),
                 ],
             ),
@@ -397,7 +439,7 @@ mod tests {
                 2,
                 vec![
                     line(0, 2, b"x", false),
-                    line(2, 19, b"loo", true),
+                    cut(2, 19, b"loo", b"looooooooooooong"),
                     line(19, 21, b"y", false),
                 ],
             ),
@@ -489,7 +531,7 @@ mod tests {
             &mut out,
         )
         .unwrap();
-        assert_eq!(out[1], line(3, 104, b"aaaaaaaa", true));
+        assert_eq!(out[1], cut(3, 104, b"aaaaaaaa", &[b'a'; 100]));
         assert_eq!(out[2], line(104, 106, b"z", false));
         // Only the rest of the long line was scanned again, plus its head.
         assert!(o.consumed <= 56, "consumed {}", o.consumed);
@@ -591,7 +633,7 @@ mod tests {
         let cases: Vec<(&[u8], u64, usize, Option<RawLine>)> = vec![
             (b"a\n", 2, 10, None),
             (b"a\nrest", 2, 10, Some(line(2, 6, b"rest", false))),
-            (b"a\nrest", 2, 2, Some(line(2, 6, b"re", true))),
+            (b"a\nrest", 2, 2, Some(cut(2, 6, b"re", b"rest"))),
         ];
         for (i, (content, offset, max_line, want)) in cases.into_iter().enumerate() {
             let mut pos = ReadPos::at(offset);

@@ -46,6 +46,9 @@ pub struct Line {
     pub bytes: Bytes,
     /// The line was longer than `max_line_bytes` and was cut.
     pub truncated: bool,
+    /// For a cut line, its last 256 bytes before the newline (empty
+    /// otherwise), where docker json-file keeps the stream and the time.
+    pub cut_tail: Bytes,
 }
 
 impl Line {
@@ -765,6 +768,7 @@ impl<E: TailEvents> Tailer<E> {
             end,
             bytes: line,
             truncated,
+            cut_tail,
         } in raw
         {
             if let Err(e) = self.acks.register(&key, offset, end) {
@@ -788,6 +792,7 @@ impl<E: TailEvents> Tailer<E> {
                 end,
                 bytes: line,
                 truncated,
+                cut_tail,
             });
         }
         if lines > 0 {

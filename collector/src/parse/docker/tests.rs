@@ -149,3 +149,103 @@ proptest! {
         }
     }
 }
+
+/// Cuts a docker line as the tailer does: the first `max` bytes, and the
+/// last `CUT_TAIL` bytes.
+fn cut(line: &str, max: usize) -> (&[u8], &[u8]) {
+    const CUT_TAIL: usize = 256;
+    let bytes = line.as_bytes();
+    (
+        &bytes[..max.min(bytes.len())],
+        &bytes[bytes.len().saturating_sub(CUT_TAIL)..],
+    )
+}
+
+#[test]
+fn parse_cut_keeps_the_decodable_text_and_reads_stream_and_time_from_the_end() {
+    const TS: &str = "2016-10-20T18:39:20.576064430Z";
+    const END: &str = r#"\n","stream":"stderr","time":"2016-10-20T18:39:20.57606443Z"}"#;
+    let long = format!(r#"{{"log":"{}{END}"#, "x".repeat(600));
+    let escape = format!(r#"{{"log":"ab\u00e9{}{END}"#, "y".repeat(600));
+    let pair = format!(r#"{{"log":"a\ud83d\ude00{}{END}"#, "z".repeat(600));
+    let raw_utf8 = format!(r#"{{"log":"é{}{END}"#, "w".repeat(600));
+    // (line, cut at, expected text or error)
+    type Case<'a> = (&'a str, usize, Result<&'a [u8], MalformedReason>);
+    let table: Vec<Case<'_>> = vec![
+        (&long, 20, Ok(b"xxxxxxxxxxxx")),
+        // Cut inside `\u00e9`, right after it, and inside a surrogate pair.
+        (&escape, 14, Ok(b"ab")),
+        (&escape, 15, Ok(b"ab")),
+        (&escape, 16, Ok("ab\u{e9}".as_bytes())),
+        (&pair, 12, Ok(b"a")),
+        (&pair, 19, Ok(b"a")),
+        (&pair, 21, Ok("a\u{1f600}".as_bytes())),
+        // Cut inside a backslash escape.
+        (
+            r#"{"log":"a\"b\\c","stream":"stdout","time":"2016-10-20T18:39:20.57606443Z"}"#,
+            10,
+            Ok(b"a"),
+        ),
+        // Cut inside a raw two-byte character: the half is kept as bytes,
+        // and the event builder replaces it with U+FFFD.
+        (&raw_utf8, 9, Ok(b"\xc3")),
+        // Not the start of a docker line.
+        (
+            r#"{"time":"2016-10-20T18:39:20.57606443Z","log":"x"}"#,
+            20,
+            Err(MalformedReason::Json),
+        ),
+        // The end has no stream, or no time.
+        (
+            r#"{"log":"xxxxxxxxxxxxxxxxxxxxx","time":"2016-10-20T18:39:20.57606443Z"}"#,
+            12,
+            Err(MalformedReason::Stream),
+        ),
+        (
+            r#"{"log":"xxxxxxxxxxxxxxxxxxxxx","stream":"stdout"}"#,
+            12,
+            Err(MalformedReason::MissingField),
+        ),
+        (
+            r#"{"log":"xxxxxxxxxxxxxxxxxxxxx","stream":"stdout","time":"yesterday"}"#,
+            12,
+            Err(MalformedReason::Timestamp),
+        ),
+    ];
+    for (i, (line, at, want)) in table.into_iter().enumerate() {
+        let (head, tail) = cut(line, at);
+        match (parse_cut(head, tail), want) {
+            (Ok(got), Ok(text)) => {
+                assert_eq!(got.content, text, "case {i}");
+                assert_eq!(got.timestamp.as_str(), TS, "case {i}");
+                assert!(!got.partial, "case {i}");
+            }
+            (Err(got), Err(reason)) => assert_eq!(got.reason, reason, "case {i}"),
+            (got, want) => panic!("case {i}: got {got:?}, want {want:?}"),
+        }
+    }
+    // The stream comes from the end, whichever it is.
+    let (head, tail) = cut(&long, 20);
+    assert_eq!(parse_cut(head, tail).unwrap().stream, Stream::Stderr);
+}
+
+proptest! {
+    /// Wherever a real docker line is cut, the text kept is a prefix of the
+    /// line's text, and the stream and time are the line's.
+    #[test]
+    fn parse_cut_keeps_a_prefix_of_the_text(text in "[a-z\"\\\\\t\u{e9}\u{1f600}\u{7}]{0,80}", at in 0usize..200) {
+        let mut line = Vec::new();
+        line.extend_from_slice(br#"{"log":"#);
+        serde_json::to_writer(&mut line, &format!("{text}\n")).unwrap();
+        line.extend_from_slice(br#","stream":"stdout","time":"2016-10-20T18:39:20.57606443Z"}"#);
+        let line = String::from_utf8(line).unwrap();
+        let (head, tail) = cut(&line, at);
+        if let Ok(got) = parse_cut(head, tail) {
+            prop_assert!(text.as_bytes().starts_with(&got.content), "{:?} is not a prefix of {text:?}", got.content);
+            prop_assert_eq!(got.stream, Stream::Stdout);
+        } else {
+            // Only a cut inside `{"log":"` fails.
+            prop_assert!(at < 8, "cut at {} failed", at);
+        }
+    }
+}
