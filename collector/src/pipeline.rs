@@ -1085,7 +1085,15 @@ impl<S: Sink, E: TailEvents> Pipeline<S, E> {
             event.payload = payload;
         }
         event.attempts = event.attempts.saturating_add(1);
-        if reason == "message_too_large" && shrink(event) {
+        // The broker refuses a whole batch when it is over the topic's
+        // `max.message.bytes`, small neighbours included: only a large event
+        // can be the cause, so only a large one is cut. Small ones go again
+        // as they are (and wait, if the topic's limit is set absurdly low).
+        let large = event
+            .payload
+            .as_ref()
+            .is_some_and(|payload| payload.len() > SHRINK_MIN_PAYLOAD_BYTES);
+        if reason == "message_too_large" && large && shrink(event) {
             EventTruncated {
                 path: self.files.get(&event.file).map_or("", |pipe| &pipe.path),
                 offset: event.first,
@@ -1192,6 +1200,10 @@ fn apply_metadata(
             .reconfigure(multiline_config(base, pipe.rule), events);
     }
 }
+
+/// Events at most this large are never cut when the broker refuses their
+/// batch as too large; see [`Pipeline::failed`].
+const SHRINK_MIN_PAYLOAD_BYTES: usize = 64 * 1024;
 
 /// Halves an event's message that the broker refused as too large; the
 /// event is flagged truncated rather than dropped. Returns whether the flag

@@ -298,6 +298,89 @@ fn a_docker_line_cut_at_max_line_bytes_is_a_truncated_event_not_a_drop() {
     );
 }
 
+/// Refuses every event's first offer as the broker refuses a batch over the
+/// topic's `max.message.bytes`: all of its events fail, small ones too.
+#[derive(Debug, Default)]
+struct TooLargeOnce {
+    seen: std::collections::HashSet<u64>,
+    pending: Vec<Receipt>,
+    delivered: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Sink for TooLargeOnce {
+    fn offer(&mut self, out: Outgoing<'_>) -> Result<(), Refused> {
+        let result = if self.seen.insert(out.token) {
+            Err(DeliveryFailure {
+                reason: "message_too_large",
+                detail: "Broker: Message size too large".into(),
+                payload: Some(out.payload.to_vec()),
+            })
+        } else {
+            self.delivered.lock().unwrap().push(out.payload.to_vec());
+            Ok(())
+        };
+        self.pending.push(Receipt {
+            token: out.token,
+            result,
+        });
+        Ok(())
+    }
+
+    fn receipts(&mut self, into: &mut Vec<Receipt>, _wait: Duration) {
+        into.append(&mut self.pending);
+    }
+
+    fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn hands_back_payloads(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_batch_refused_as_too_large_cuts_only_its_large_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join(POD);
+    let big = "b".repeat(60_000);
+    append(
+        &log,
+        &format!(
+            "2026-11-27T10:00:00.1Z stdout F small one\n\
+             2026-11-27T10:00:00.2Z stdout F {big}{big}\n\
+             2026-11-27T10:00:00.3Z stdout F small two\n"
+        ),
+    );
+    let tailer = Tailer::new(
+        tail_config(dir.path()),
+        Checkpoints::load(&dir.path().join("checkpoints.json")).unwrap(),
+        NoopEvents,
+    )
+    .unwrap();
+    let sink = TooLargeOnce::default();
+    let delivered = Arc::clone(&sink.delivered);
+    let mut settings = settings(dir.path());
+    settings.max_event_bytes = 1024 * 1024;
+    let mut pipeline = Pipeline::new(tailer, sink, settings);
+    pipeline.run(Mode::Batch, &AtomicBool::new(false)).unwrap();
+    let mut seen: Vec<(usize, bool)> = delivered
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|payload| {
+            let event = Event::from_json(payload).unwrap();
+            (
+                event.message.len(),
+                event.log.flags.contains(&Flag::Truncated),
+            )
+        })
+        .collect();
+    seen.sort_unstable();
+    // Small events whole; the 120,000-byte one halved once and flagged.
+    assert_eq!(seen, [(9, false), (9, false), (60_000, true)]);
+}
+
 fn tail_config(dir: &Path) -> TailConfig {
     TailConfig {
         include: vec![format!("{}/pods/*/*/*.log*", dir.display())],
