@@ -138,39 +138,66 @@ fn batch_run_checkpoints_the_whole_file_once_delivered() {
     assert_eq!(checkpoint.offset, fs::metadata(&log).unwrap().len());
 }
 
-/// A sink that hands payloads back like the Kafka sink and, by a fixed
-/// pattern, refuses offers (queue full), rejects them, or fails them in a
-/// receipt: re-sends must work without a copy kept by the pipeline.
-#[derive(Debug, Default)]
-struct FlakySink {
+/// What [`ScriptedSink`] does with one offer.
+enum Verdict {
+    Deliver,
+    /// Refuse it: the queue is full.
+    Full,
+    /// Refuse it for good at the offer.
+    Reject(&'static str),
+    /// Take it, then fail it in a receipt.
+    Fail(&'static str),
+}
+
+/// A sink that hands payloads back like the Kafka sink and treats each
+/// offer as its script says, given the offer's number (from 1) and token.
+struct ScriptedSink {
+    script: Box<dyn FnMut(u64, u64) -> Verdict + Send>,
     offers: u64,
     pending: Vec<Receipt>,
     delivered: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
 }
 
-impl FlakySink {
-    fn failure(payload: &[u8]) -> DeliveryFailure {
-        DeliveryFailure {
-            reason: "other",
-            detail: "flaky".into(),
-            payload: Some(payload.to_vec()),
+impl std::fmt::Debug for ScriptedSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScriptedSink")
+            .field("offers", &self.offers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ScriptedSink {
+    fn new(script: impl FnMut(u64, u64) -> Verdict + Send + 'static) -> Self {
+        ScriptedSink {
+            script: Box::new(script),
+            offers: 0,
+            pending: Vec::new(),
+            delivered: Arc::default(),
         }
     }
 }
 
-impl Sink for FlakySink {
+fn failure(reason: &'static str, payload: &[u8]) -> DeliveryFailure {
+    DeliveryFailure {
+        reason,
+        detail: "scripted".into(),
+        payload: Some(payload.to_vec()),
+    }
+}
+
+impl Sink for ScriptedSink {
     fn offer(&mut self, out: Outgoing<'_>) -> Result<(), Refused> {
         self.offers += 1;
-        match self.offers % 7 {
-            3 => return Err(Refused::Full),
-            5 => return Err(Refused::Rejected(FlakySink::failure(out.payload))),
-            _ => {}
-        }
-        let result = if self.offers % 4 == 1 {
-            Err(FlakySink::failure(out.payload))
-        } else {
-            self.delivered.lock().unwrap().push(out.payload.to_vec());
-            Ok(())
+        let result = match (self.script)(self.offers, out.token) {
+            Verdict::Full => return Err(Refused::Full),
+            Verdict::Reject(reason) => {
+                return Err(Refused::Rejected(failure(reason, out.payload)));
+            }
+            Verdict::Fail(reason) => Err(failure(reason, out.payload)),
+            Verdict::Deliver => {
+                self.delivered.lock().unwrap().push(out.payload.to_vec());
+                Ok(())
+            }
         };
         self.pending.push(Receipt {
             token: out.token,
@@ -207,7 +234,13 @@ fn re_sends_use_the_payload_the_sink_hands_back() {
         NoopEvents,
     )
     .unwrap();
-    let sink = FlakySink::default();
+    // Every kind of failure, by a fixed pattern.
+    let sink = ScriptedSink::new(|n, _| match n % 7 {
+        3 => Verdict::Full,
+        5 => Verdict::Reject("other"),
+        _ if n % 4 == 1 => Verdict::Fail("other"),
+        _ => Verdict::Deliver,
+    });
     let delivered = Arc::clone(&sink.delivered);
     let mut pipeline = Pipeline::new(tailer, sink, settings(dir.path()));
     pipeline.run(Mode::Batch, &AtomicBool::new(false)).unwrap();
@@ -298,47 +331,6 @@ fn a_docker_line_cut_at_max_line_bytes_is_a_truncated_event_not_a_drop() {
     );
 }
 
-/// Refuses every event's first offer as the broker refuses a batch over the
-/// topic's `max.message.bytes`: all of its events fail, small ones too.
-#[derive(Debug, Default)]
-struct TooLargeOnce {
-    seen: std::collections::HashSet<u64>,
-    pending: Vec<Receipt>,
-    delivered: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
-}
-
-impl Sink for TooLargeOnce {
-    fn offer(&mut self, out: Outgoing<'_>) -> Result<(), Refused> {
-        let result = if self.seen.insert(out.token) {
-            Err(DeliveryFailure {
-                reason: "message_too_large",
-                detail: "Broker: Message size too large".into(),
-                payload: Some(out.payload.to_vec()),
-            })
-        } else {
-            self.delivered.lock().unwrap().push(out.payload.to_vec());
-            Ok(())
-        };
-        self.pending.push(Receipt {
-            token: out.token,
-            result,
-        });
-        Ok(())
-    }
-
-    fn receipts(&mut self, into: &mut Vec<Receipt>, _wait: Duration) {
-        into.append(&mut self.pending);
-    }
-
-    fn in_flight(&self) -> usize {
-        self.pending.len()
-    }
-
-    fn hands_back_payloads(&self) -> bool {
-        true
-    }
-}
-
 #[test]
 fn a_batch_refused_as_too_large_cuts_only_its_large_events() {
     let dir = tempfile::tempdir().unwrap();
@@ -358,7 +350,16 @@ fn a_batch_refused_as_too_large_cuts_only_its_large_events() {
         NoopEvents,
     )
     .unwrap();
-    let sink = TooLargeOnce::default();
+    // Each event's first offer fails as the broker fails a batch over the
+    // topic's `max.message.bytes`: all of its events, small ones too.
+    let mut seen = std::collections::HashSet::new();
+    let sink = ScriptedSink::new(move |_, token| {
+        if seen.insert(token) {
+            Verdict::Fail("message_too_large")
+        } else {
+            Verdict::Deliver
+        }
+    });
     let delivered = Arc::clone(&sink.delivered);
     let mut settings = settings(dir.path());
     settings.max_event_bytes = 1024 * 1024;
