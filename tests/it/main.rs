@@ -12,6 +12,7 @@ mod probe;
 mod shipper_faults;
 mod shipper_index;
 mod shipper_support;
+mod shipper_tls;
 mod smoke_kafka;
 mod smoke_search;
 mod storage_driver;

@@ -419,6 +419,8 @@ pub(crate) struct ShipperSetup {
     pub(crate) max_events: usize,
     pub(crate) max_in_flight: usize,
     pub(crate) instance_id: Option<String>,
+    /// More lines of the `elasticsearch:` section (`auth:`, `tls:`), indented.
+    pub(crate) elasticsearch_extra: String,
 }
 
 impl ShipperSetup {
@@ -434,6 +436,7 @@ impl ShipperSetup {
             max_events: 500,
             max_in_flight: 2,
             instance_id: None,
+            elasticsearch_extra: String::new(),
         }
     }
 
@@ -462,7 +465,7 @@ elasticsearch:
   urls: [\"{url}\"]
   index_template: \"{prefix}-{{kubernetes.namespace}}-{{@timestamp:%Y.%m.%d}}\"
   request_timeout_ms: 10000
-bulk:
+{elasticsearch_extra}bulk:
   max_events: {max_events}
   max_in_flight: {max_in_flight}
   linger_ms: 200
@@ -487,6 +490,7 @@ metrics:
             max_events = self.max_events,
             max_in_flight = self.max_in_flight,
             dlq = self.dead_letter_topic,
+            elasticsearch_extra = self.elasticsearch_extra,
         )
     }
 }
