@@ -262,5 +262,58 @@ impl Backend {
     }
 }
 
+impl std::fmt::Display for Backend {
+    /// `opensearch 2.19`, for logs and reports.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}.{}", self.kind.as_str(), self.major, self.minor)
+    }
+}
+
+/// The `GET` that shows whether `lifecycle` really answers on the cluster
+/// (X-Pack and OpenSearch's index-management plugin can be missing);
+/// `None` when there is nothing to probe.
+pub fn lifecycle_probe_path(lifecycle: Lifecycle, policy: &str) -> Option<String> {
+    match lifecycle {
+        Lifecycle::Ilm => Some("/_ilm/status".to_owned()),
+        Lifecycle::Ism => Some(format!("/_plugins/_ism/policies/{policy}")),
+        Lifecycle::None => None,
+    }
+}
+
+/// What the answer to [`lifecycle_probe_path`] means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeAnswer {
+    /// The lifecycle API answered: install its policy.
+    Available,
+    /// It is missing: keep indices until deleted, warn, carry on.
+    Missing,
+    /// A server error: ask again later.
+    ServerError,
+}
+
+/// Reads the probe's answer. ILM answers `200` with an `operation_mode`.
+/// ISM answers `200` for an existing policy or a structured `404` (an
+/// `error` object) for a missing one; without the plugin the REST layer
+/// answers `400` with a plain string error.
+pub fn read_lifecycle_probe(lifecycle: Lifecycle, status: u16, body: &[u8]) -> ProbeAnswer {
+    if status >= 500 {
+        return ProbeAnswer::ServerError;
+    }
+    let json = || serde_json::from_slice::<serde_json::Value>(body).ok();
+    let answers = match (lifecycle, status) {
+        (Lifecycle::Ilm, 200) => json().is_some_and(|v| v.get("operation_mode").is_some()),
+        (Lifecycle::Ism, 200) => true,
+        (Lifecycle::Ism, 404) => {
+            json().is_some_and(|v| v.get("error").is_some_and(serde_json::Value::is_object))
+        }
+        _ => false,
+    };
+    if answers {
+        ProbeAnswer::Available
+    } else {
+        ProbeAnswer::Missing
+    }
+}
+
 #[cfg(test)]
 mod tests;

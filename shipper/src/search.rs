@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use kelp_shipper::backend::{self, Backend, BackendKind, Capabilities, LabelsMapping, Lifecycle};
+use kelp_shipper::backend::{self, Backend, Capabilities, LabelsMapping, Lifecycle, ProbeAnswer};
 use kelp_shipper::config::{Auth, ElasticsearchConfig, Secret, SecretSource};
 use kelp_shipper::template::{self, ApiCall, TemplateSettings};
 use reqwest::Method;
@@ -308,69 +308,31 @@ pub(crate) async fn probe(
     settings: &TemplateSettings,
 ) -> Result<Capabilities, SetupError> {
     let mut caps = backend.capabilities();
-    if settings.retention_days.is_some() {
-        caps.lifecycle = match caps.lifecycle {
-            Lifecycle::Ilm => {
-                const STEP: &str = "probing ILM (GET /_ilm/status)";
-                let response = client
-                    .get("/_ilm/status")
-                    .await
-                    .map_err(|e| transient(STEP, e))?;
-                let answers = response.status == 200
-                    && serde_json::from_slice::<Value>(&response.body)
-                        .is_ok_and(|v| v.get("operation_mode").is_some());
-                if response.status >= 500 {
-                    return Err(status_error(STEP, &response));
-                }
-                if answers {
-                    Lifecycle::Ilm
-                } else {
-                    tracing::warn!(
-                        status = response.status,
-                        "ILM is not available (Elasticsearch without X-Pack): indices are kept until deleted by hand"
-                    );
-                    Lifecycle::None
-                }
-            }
-            Lifecycle::Ism => {
-                const STEP: &str = "probing ISM";
-                let path = format!("/_plugins/_ism/policies/{}", settings.name);
-                let response = client.get(&path).await.map_err(|e| transient(STEP, e))?;
-                if response.status >= 500 {
-                    return Err(status_error(STEP, &response));
-                }
-                if ism_answers(&response) {
-                    Lifecycle::Ism
-                } else {
-                    tracing::warn!(
-                        status = response.status,
-                        "ISM is not available (the index-management plugin is missing): indices are kept until deleted by hand"
-                    );
-                    Lifecycle::None
-                }
-            }
-            Lifecycle::None => {
-                tracing::warn!(
-                    backend = backend.kind.as_str(),
-                    "this search engine has no lifecycle management: indices are kept until deleted by hand"
-                );
-                Lifecycle::None
-            }
-        };
+    if settings.retention_days.is_none() {
+        return Ok(caps);
+    }
+    let Some(path) = backend::lifecycle_probe_path(caps.lifecycle, &settings.name) else {
+        tracing::warn!(
+            backend = backend.kind.as_str(),
+            "this search engine has no lifecycle management: indices are kept until deleted by hand"
+        );
+        return Ok(caps);
+    };
+    const STEP: &str = "probing the lifecycle API";
+    let response = client.get(&path).await.map_err(|e| transient(STEP, e))?;
+    match backend::read_lifecycle_probe(caps.lifecycle, response.status, &response.body) {
+        ProbeAnswer::Available => {}
+        ProbeAnswer::ServerError => return Err(status_error(STEP, &response)),
+        ProbeAnswer::Missing => {
+            tracing::warn!(
+                status = response.status,
+                lifecycle = ?caps.lifecycle,
+                "lifecycle management is not available (Elasticsearch without X-Pack, or OpenSearch without the index-management plugin): indices are kept until deleted by hand"
+            );
+            caps.lifecycle = Lifecycle::None;
+        }
     }
     Ok(caps)
-}
-
-/// The ISM endpoint answers: 200 for an existing policy, or a structured 404
-/// for a missing one. Without the plugin the REST layer answers 400 `no
-/// handler found` (a plain string error).
-fn ism_answers(response: &Response) -> bool {
-    match response.status {
-        200 => true,
-        404 => serde_json::from_slice::<Value>(&response.body)
-            .is_ok_and(|v| v.get("error").is_some_and(Value::is_object)),
-        _ => false,
-    }
 }
 
 /// Installs the policy and the template, idempotently; a template the
@@ -386,7 +348,7 @@ pub(crate) async fn install(
         match run_plan(client, &plan).await {
             Err(SetupError::Fatal { detail, .. })
                 if caps.labels != LabelsMapping::Disabled
-                    && detail.contains("No handler for type") =>
+                    && template::lacks_labels_type(&detail) =>
             {
                 tracing::warn!(
                     labels = ?caps.labels,
@@ -401,7 +363,7 @@ pub(crate) async fn install(
 
 async fn run_plan(client: &SearchClient, plan: &[ApiCall]) -> Result<(), SetupError> {
     for call in plan {
-        if call.path.starts_with("/_plugins/_ism/policies/") {
+        if template::is_ism_policy(&call.path) {
             install_ism(client, call).await?;
             continue;
         }
@@ -432,12 +394,8 @@ async fn install_ism(client: &SearchClient, call: &ApiCall) -> Result<(), SetupE
         let path = match current.status {
             200 => {
                 let v: Value = serde_json::from_slice(&current.body).map_err(|e| fatal(STEP, e))?;
-                match (v["_seq_no"].as_i64(), v["_primary_term"].as_i64()) {
-                    (Some(seq), Some(term)) => {
-                        format!("{}?if_seq_no={seq}&if_primary_term={term}", call.path)
-                    }
-                    _ => return Err(fatal(STEP, "GET answered without _seq_no/_primary_term")),
-                }
+                template::ism_update_path(&call.path, &v)
+                    .ok_or_else(|| fatal(STEP, "GET answered without _seq_no/_primary_term"))?
             }
             404 => call.path.clone(),
             _ => return Err(status_error(STEP, &current)),
@@ -472,7 +430,7 @@ pub(crate) async fn setup(
         let started = Instant::now();
         let result = async {
             let backend = detect(client).await?;
-            tracing::info!(backend = %describe(&backend), "search engine detected");
+            tracing::info!(backend = %backend.to_string(), "search engine detected");
             if let Some(settings) = settings {
                 let caps = probe(client, &backend, settings).await?;
                 install(client, caps, settings).await?;
@@ -502,15 +460,6 @@ pub(crate) async fn setup(
     }
 }
 
-/// `Elasticsearch 8.19`, for logs.
-pub(crate) fn describe(backend: &Backend) -> String {
-    let name = match backend.kind {
-        BackendKind::Elasticsearch => "Elasticsearch",
-        BackendKind::OpenSearch => "OpenSearch",
-    };
-    format!("{name} {}.{}", backend.major, backend.minor)
-}
-
 #[cfg(test)]
 mod lifecycle_tests;
 
@@ -532,36 +481,6 @@ mod tests {
         ];
         for (input, want) in table {
             assert_eq!(base64(input.as_bytes()), want, "{input}");
-        }
-    }
-
-    #[test]
-    fn ism_probe_reads_the_plugin_answer() {
-        let table: &[(u16, &str, bool)] = &[
-            (
-                200,
-                r#"{"_id":"kelp-logs","_seq_no":3,"_primary_term":1}"#,
-                true,
-            ),
-            (
-                404,
-                r#"{"error":{"root_cause":[{"type":"status_exception","reason":"Policy not found"}]},"status":404}"#,
-                true,
-            ),
-            (
-                400,
-                r#"{"error":"no handler found for uri [/_plugins/_ism/policies/x] and method [GET]"}"#,
-                false,
-            ),
-            (404, r#"{"error":"not found"}"#, false),
-            (405, "", false),
-        ];
-        for (status, body, want) in table {
-            let response = Response {
-                status: *status,
-                body: Bytes::from(body.as_bytes().to_vec()),
-            };
-            assert_eq!(ism_answers(&response), *want, "{status} {body}");
         }
     }
 

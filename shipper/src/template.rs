@@ -311,5 +311,27 @@ pub fn install_plan_for(caps: &Capabilities, s: &TemplateSettings) -> Vec<ApiCal
     calls
 }
 
+/// Whether `path` writes an ISM policy, which needs [`ism_update_path`]
+/// when the policy exists.
+pub fn is_ism_policy(path: &str) -> bool {
+    path.starts_with("/_plugins/_ism/policies/")
+}
+
+/// The `PUT` path that updates an existing ISM policy, from the `_seq_no`
+/// and `_primary_term` of a `GET` of it: ISM refuses a plain `PUT` over an
+/// existing policy (409). `None` when the answer lacks them.
+pub fn ism_update_path(path: &str, current: &Value) -> Option<String> {
+    let seq = current["_seq_no"].as_i64()?;
+    let term = current["_primary_term"].as_i64()?;
+    Some(format!("{path}?if_seq_no={seq}&if_primary_term={term}"))
+}
+
+/// Whether an error body says the cluster lacks the labels' field type
+/// (`flattened` or `flat_object`): then the template goes again with
+/// labels kept in `_source` only.
+pub fn lacks_labels_type(body: &str) -> bool {
+    body.contains("No handler for type")
+}
+
 #[cfg(test)]
 mod tests;

@@ -13,7 +13,7 @@
 //! Idempotent: each object is read first and written only when it differs
 //! from what kelp would write, so a second install changes nothing.
 
-use kelp_shipper::backend::{self, Backend, BackendKind, Capabilities, LabelsMapping, Lifecycle};
+use kelp_shipper::backend::{self, Backend, Capabilities, LabelsMapping, Lifecycle, ProbeAnswer};
 use kelp_shipper::template::{self, ApiCall, TemplateSettings};
 use reqwest::{Client, Method, Url};
 use serde_json::Value;
@@ -253,43 +253,16 @@ impl Engine<'_> {
         if settings.retention_days.is_none() {
             return Ok(caps);
         }
-        caps.lifecycle = match caps.lifecycle {
-            Lifecycle::Ilm => {
-                let step = "probing ilm (GET /_ilm/status)";
-                let answer = self.get(step, "/_ilm/status").await?;
-                if answer.status >= 500 {
-                    return Err(http_error(step, &answer));
-                }
-                let answers = answer.status == 200 && answer.json().get("operation_mode").is_some();
-                if answers {
-                    Lifecycle::Ilm
-                } else {
-                    Lifecycle::None
-                }
-            }
-            Lifecycle::Ism => {
-                let step = "probing ism";
-                let answer = self
-                    .get(step, &format!("/_plugins/_ism/policies/{}", settings.name))
-                    .await?;
-                if answer.status >= 500 {
-                    return Err(http_error(step, &answer));
-                }
-                // A structured 404 is the plugin saying "no such policy";
-                // without the plugin the REST layer answers 400.
-                let answers = match answer.status {
-                    200 => true,
-                    404 => answer.json().get("error").is_some_and(Value::is_object),
-                    _ => false,
-                };
-                if answers {
-                    Lifecycle::Ism
-                } else {
-                    Lifecycle::None
-                }
-            }
-            Lifecycle::None => Lifecycle::None,
+        let Some(path) = backend::lifecycle_probe_path(caps.lifecycle, &settings.name) else {
+            return Ok(caps);
         };
+        let step = "probing the lifecycle api";
+        let answer = self.get(step, &path).await?;
+        match backend::read_lifecycle_probe(caps.lifecycle, answer.status, &answer.body) {
+            ProbeAnswer::Available => {}
+            ProbeAnswer::Missing => caps.lifecycle = Lifecycle::None,
+            ProbeAnswer::ServerError => return Err(http_error(step, &answer)),
+        }
         Ok(caps)
     }
 
@@ -305,24 +278,17 @@ impl Engine<'_> {
                 if installed_matches(&call.path, name, &call.body, &current.json()) {
                     return Ok(false);
                 }
-                // ISM refuses a plain PUT over an existing policy (409).
                 if kind == Kind::IsmPolicy {
-                    let json = current.json();
-                    match (json["_seq_no"].as_i64(), json["_primary_term"].as_i64()) {
-                        (Some(seq), Some(term)) => {
-                            path = format!("{path}?if_seq_no={seq}&if_primary_term={term}");
+                    path = template::ism_update_path(&path, &current.json()).ok_or_else(|| {
+                        TemplateError::Http {
+                            step: step.clone(),
+                            status: 200,
+                            body: format!(
+                                "no _seq_no or _primary_term in {}",
+                                excerpt(&current.body)
+                            ),
                         }
-                        _ => {
-                            return Err(TemplateError::Http {
-                                step,
-                                status: 200,
-                                body: format!(
-                                    "no _seq_no or _primary_term in {}",
-                                    excerpt(&current.body)
-                                ),
-                            });
-                        }
-                    }
+                    })?;
                 }
             }
             404 => {}
@@ -346,14 +312,6 @@ fn http_error(step: &str, answer: &Answer) -> TemplateError {
         status: answer.status,
         body: excerpt(&answer.body),
     }
-}
-
-fn describe(backend: &Backend) -> String {
-    let name = match backend.kind {
-        BackendKind::Elasticsearch => "elasticsearch",
-        BackendKind::OpenSearch => "opensearch",
-    };
-    format!("{name} {}.{}", backend.major, backend.minor)
 }
 
 /// Installs the shipper's index template (and retention policy) of `stack`
@@ -399,7 +357,7 @@ pub async fn install_index_template_with(
                 // gets labels kept in `_source` only.
                 Err(TemplateError::Http { body, .. })
                     if caps.labels != LabelsMapping::Disabled
-                        && body.contains("No handler for type") =>
+                        && template::lacks_labels_type(&body) =>
                 {
                     tracing::warn!(labels = ?caps.labels, "the cluster does not know the labels mapping type: labels and annotations are kept in _source only");
                     caps.labels = LabelsMapping::Disabled;
@@ -413,7 +371,7 @@ pub async fn install_index_template_with(
             break;
         }
     }
-    let mut text = format!("{} on {}", outcomes.join(", "), describe(&backend));
+    let mut text = format!("{} on {}", outcomes.join(", "), backend);
     if settings.retention_days.is_some() && caps.lifecycle == Lifecycle::None {
         text.push_str(" (no lifecycle management on this cluster: indices are kept until deleted)");
     }

@@ -331,3 +331,57 @@ fn helpers() {
     assert_eq!(b.kind.as_str(), "elasticsearch");
     assert_eq!(BackendKind::OpenSearch.as_str(), "opensearch");
 }
+
+#[test]
+fn lifecycle_probe_answers() {
+    use ProbeAnswer::{Available, Missing, ServerError};
+    let table: &[(Lifecycle, u16, &str, ProbeAnswer)] = &[
+        (
+            Lifecycle::Ilm,
+            200,
+            r#"{"operation_mode":"RUNNING"}"#,
+            Available,
+        ),
+        // Without X-Pack the path is an index name: no operation_mode.
+        (Lifecycle::Ilm, 200, r#"{"_ilm":{}}"#, Missing),
+        (Lifecycle::Ilm, 400, r#"{"error":"no handler"}"#, Missing),
+        (Lifecycle::Ilm, 503, "", ServerError),
+        (
+            Lifecycle::Ism,
+            200,
+            r#"{"_id":"kelp-logs","_seq_no":3,"_primary_term":1}"#,
+            Available,
+        ),
+        (
+            Lifecycle::Ism,
+            404,
+            r#"{"error":{"root_cause":[{"type":"status_exception","reason":"Policy not found"}]},"status":404}"#,
+            Available,
+        ),
+        (
+            Lifecycle::Ism,
+            400,
+            r#"{"error":"no handler found for uri [/_plugins/_ism/policies/x] and method [GET]"}"#,
+            Missing,
+        ),
+        (Lifecycle::Ism, 404, r#"{"error":"not found"}"#, Missing),
+        (Lifecycle::Ism, 405, "", Missing),
+        (Lifecycle::Ism, 500, "", ServerError),
+    ];
+    for (lifecycle, status, body, want) in table {
+        assert_eq!(
+            read_lifecycle_probe(*lifecycle, *status, body.as_bytes()),
+            *want,
+            "{lifecycle:?} {status} {body}"
+        );
+    }
+    assert_eq!(
+        lifecycle_probe_path(Lifecycle::Ilm, "k").as_deref(),
+        Some("/_ilm/status")
+    );
+    assert_eq!(
+        lifecycle_probe_path(Lifecycle::Ism, "k").as_deref(),
+        Some("/_plugins/_ism/policies/k")
+    );
+    assert_eq!(lifecycle_probe_path(Lifecycle::None, "k"), None);
+}

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use super::*;
+use kelp_shipper::backend::BackendKind;
 use kelp_shipper::config::ElasticsearchConfig;
 use kelp_shipper::template::Codec;
 

@@ -247,3 +247,19 @@ fn probed_capabilities_drop_the_policy_and_the_labels_type() {
         install_plan_for(&es.capabilities(), &settings())
     );
 }
+
+#[test]
+fn ism_updates_carry_the_policy_version() {
+    let path = "/_plugins/_ism/policies/kelp-logs";
+    assert!(is_ism_policy(path));
+    assert!(!is_ism_policy("/_ilm/policy/kelp-logs"));
+    assert_eq!(
+        ism_update_path(path, &json!({"_seq_no": 7, "_primary_term": 2})).as_deref(),
+        Some("/_plugins/_ism/policies/kelp-logs?if_seq_no=7&if_primary_term=2")
+    );
+    assert_eq!(ism_update_path(path, &json!({"_seq_no": 7})), None);
+    assert!(lacks_labels_type(
+        "status 400: mapper_parsing_exception: No handler for type [flat_object] declared on field [labels]"
+    ));
+    assert!(!lacks_labels_type("status 400: illegal_argument_exception"));
+}
