@@ -4,15 +4,16 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{
-    StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetUpdateStrategy,
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+    StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, ContainerPort, EnvVar, EnvVarSource,
-    ExecAction, LocalObjectReference, Namespace, ObjectFieldSelector, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, Probe,
-    ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, Service,
-    ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
-    WeightedPodAffinityTerm,
+    Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar,
+    EnvVarSource, ExecAction, LocalObjectReference, Namespace, ObjectFieldSelector,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+    SecretKeySelector, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec, Volume,
+    VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -533,6 +534,63 @@ pub(crate) fn retain_claims() -> StatefulSetPersistentVolumeClaimRetentionPolicy
     StatefulSetPersistentVolumeClaimRetentionPolicy {
         when_deleted: Some("Retain".to_owned()),
         when_scaled: Some("Retain".to_owned()),
+    }
+}
+
+/// What sets apart the StatefulSets of ZooKeeper, Kafka and Elasticsearch;
+/// [`server_set`] adds what they share.
+pub(crate) struct ServerSet {
+    pub(crate) replicas: u32,
+    /// Seconds a pod gets to stop after SIGTERM.
+    pub(crate) grace_seconds: i64,
+    pub(crate) init_containers: Option<Vec<Container>>,
+    pub(crate) container: Container,
+    pub(crate) volumes: Vec<Volume>,
+    /// The claim template of the data volume.
+    pub(crate) claim: PersistentVolumeClaim,
+}
+
+/// The StatefulSet of a JVM server that forms a quorum or cluster with its
+/// peers. All pods start together (`Parallel`): none is ready before the
+/// quorum is (ZooKeeper's ensemble, KRaft's controllers, Elasticsearch's
+/// masters). Service links stay off: they would set variables such as
+/// `KAFKA_PORT` that the servers' scripts may read as settings.
+pub(crate) fn server_set(
+    stack: &Stack,
+    name: &str,
+    app: &App,
+    config_hash: &str,
+    set: ServerSet,
+) -> StatefulSet {
+    StatefulSet {
+        metadata: meta(stack, name, app),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(replicas(set.replicas)),
+            service_name: Some(name.to_owned()),
+            pod_management_policy: Some("Parallel".to_owned()),
+            update_strategy: Some(rolling_update()),
+            persistent_volume_claim_retention_policy: Some(retain_claims()),
+            selector: selector(stack, app),
+            template: PodTemplateSpec {
+                metadata: Some(pod_meta(stack, app, config_hash)),
+                spec: Some(PodSpec {
+                    service_account_name: Some(name.to_owned()),
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    affinity: Some(anti_affinity(stack, app, stack.common.anti_affinity)),
+                    security_context: Some(jvm_pod_security()),
+                    termination_grace_period_seconds: Some(set.grace_seconds),
+                    image_pull_secrets: pull_secrets(stack),
+                    init_containers: set.init_containers,
+                    containers: vec![set.container],
+                    volumes: Some(set.volumes),
+                    ..PodSpec::default()
+                }),
+            },
+            volume_claim_templates: Some(vec![set.claim]),
+            ..StatefulSetSpec::default()
+        }),
+        ..StatefulSet::default()
     }
 }
 

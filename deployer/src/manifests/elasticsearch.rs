@@ -6,19 +6,18 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    Container, KeyToPath, PodSpec, PodTemplateSpec, SecretVolumeSource, SecurityContext, Volume,
+    Container, KeyToPath, SecretVolumeSource, SecurityContext, Volume,
 };
 
 use super::Object;
 use super::common::{
-    App, CONFIG_DIR, CONFIG_VOLUME, anti_affinity, client_service, config_map, config_volume,
-    disruption_budget, env, env_field, env_secret, headless_service, jvm_pod_security, meta, mount,
-    mount_file, pod_meta, port, pull_secrets, replicas, resources, restricted_container,
-    retain_claims, rolling_update, script_probe, selector, service_account, service_fqdn,
-    volume_claim,
+    App, CONFIG_DIR, CONFIG_VOLUME, client_service, config_map, config_volume, disruption_budget,
+    env, env_field, env_secret, headless_service, mount, mount_file, port, resources,
+    restricted_container, script_probe, service_account, service_fqdn, volume_claim,
 };
+use super::common::{ServerSet, server_set};
 use super::storage::{Volumes, class_for};
 use crate::stack::{Resources, Stack};
 
@@ -272,42 +271,25 @@ fn stateful_set(stack: &Stack, app: &App, config_name: &str, hash: &str) -> Stat
         security_context: Some(restricted_container()),
         ..Container::default()
     };
-    StatefulSet {
-        metadata: meta(stack, NAME, app),
-        spec: Some(StatefulSetSpec {
-            replicas: Some(replicas(es.replicas)),
-            service_name: Some(NAME.to_owned()),
-            // Masters elect each other: all must start together.
-            pod_management_policy: Some("Parallel".to_owned()),
-            update_strategy: Some(rolling_update()),
-            persistent_volume_claim_retention_policy: Some(retain_claims()),
-            selector: selector(stack, app),
-            template: PodTemplateSpec {
-                metadata: Some(pod_meta(stack, app, hash)),
-                spec: Some(PodSpec {
-                    service_account_name: Some(NAME.to_owned()),
-                    automount_service_account_token: Some(false),
-                    enable_service_links: Some(false),
-                    affinity: Some(anti_affinity(stack, app, stack.common.anti_affinity)),
-                    security_context: Some(jvm_pod_security()),
-                    termination_grace_period_seconds: Some(120),
-                    image_pull_secrets: pull_secrets(stack),
-                    init_containers: es.max_map_count_init.then(|| vec![max_map_count(stack)]),
-                    containers: vec![container],
-                    volumes: Some(volumes),
-                    ..PodSpec::default()
-                }),
-            },
-            volume_claim_templates: Some(vec![volume_claim(
+    server_set(
+        stack,
+        NAME,
+        app,
+        hash,
+        ServerSet {
+            replicas: es.replicas,
+            grace_seconds: 120,
+            init_containers: es.max_map_count_init.then(|| vec![max_map_count(stack)]),
+            container,
+            volumes,
+            claim: volume_claim(
                 stack,
                 app,
                 es.volume_size_gib,
                 class_for(stack, Volumes::Other),
-            )]),
-            ..StatefulSetSpec::default()
-        }),
-        ..StatefulSet::default()
-    }
+            ),
+        },
+    )
 }
 
 /// Name of the only privileged container of the stack.

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, PodSpec, PodTemplateSpec, Volume,
@@ -14,11 +14,11 @@ use sha2::{Digest, Sha256};
 
 use super::Object;
 use super::common::{
-    App, CONFIG_DIR, CONFIG_VOLUME, anti_affinity, config_map, config_volume, disruption_budget,
-    env, env_field, headless_service, jvm_pod_security, meta, mount, pod_fqdn, pod_meta, port,
-    pull_secrets, replicas, resources, restricted_container, retain_claims, rolling_update,
-    script_probe, selector, service_account, volume_claim,
+    App, CONFIG_DIR, CONFIG_VOLUME, config_map, config_volume, disruption_budget, env, env_field,
+    headless_service, jvm_pod_security, meta, mount, pod_fqdn, pod_meta, port, pull_secrets,
+    resources, restricted_container, script_probe, service_account, volume_claim,
 };
+use super::common::{ServerSet, server_set};
 use super::storage::{Volumes, class_for};
 use super::zookeeper;
 use crate::stack::{KafkaMode, Resources, Stack, version_parts};
@@ -307,44 +307,26 @@ fn stateful_set(stack: &Stack, app: &App, config_name: &str, hash: &str) -> Stat
         security_context: Some(restricted_container()),
         ..Container::default()
     };
-    StatefulSet {
-        metadata: meta(stack, NAME, app),
-        spec: Some(StatefulSetSpec {
-            replicas: Some(replicas(kafka.replicas)),
-            service_name: Some(NAME.to_owned()),
-            // KRaft controllers need a quorum before any is ready.
-            pod_management_policy: Some("Parallel".to_owned()),
-            update_strategy: Some(rolling_update()),
-            persistent_volume_claim_retention_policy: Some(retain_claims()),
-            selector: selector(stack, app),
-            template: PodTemplateSpec {
-                metadata: Some(pod_meta(stack, app, hash)),
-                spec: Some(PodSpec {
-                    service_account_name: Some(NAME.to_owned()),
-                    automount_service_account_token: Some(false),
-                    // Service links would set KAFKA_PORT and friends, which
-                    // Kafka's scripts may read as settings.
-                    enable_service_links: Some(false),
-                    affinity: Some(anti_affinity(stack, app, stack.common.anti_affinity)),
-                    security_context: Some(jvm_pod_security()),
-                    // A controlled shutdown moves partition leadership away.
-                    termination_grace_period_seconds: Some(120),
-                    image_pull_secrets: pull_secrets(stack),
-                    containers: vec![container],
-                    volumes: Some(vec![config_volume(config_name), empty_dir("run")]),
-                    ..PodSpec::default()
-                }),
-            },
-            volume_claim_templates: Some(vec![volume_claim(
+    server_set(
+        stack,
+        NAME,
+        app,
+        hash,
+        ServerSet {
+            replicas: kafka.replicas,
+            // A controlled shutdown moves partition leadership away.
+            grace_seconds: 120,
+            init_containers: None,
+            container,
+            volumes: vec![config_volume(config_name), empty_dir("run")],
+            claim: volume_claim(
                 stack,
                 app,
                 kafka.volume_size_gib,
                 class_for(stack, Volumes::Kafka),
-            )]),
-            ..StatefulSetSpec::default()
-        }),
-        ..StatefulSet::default()
-    }
+            ),
+        },
+    )
 }
 
 fn empty_dir(name: &str) -> Volume {

@@ -4,16 +4,16 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Container;
 
 use super::Object;
 use super::common::{
-    App, CONFIG_DIR, CONFIG_VOLUME, anti_affinity, config_map, config_volume, disruption_budget,
-    env, env_field, headless_service, jvm_pod_security, meta, mount, pod_fqdn, pod_meta, port,
-    pull_secrets, replicas, resources, restricted_container, retain_claims, rolling_update,
-    script_probe, selector, service_account, volume_claim,
+    App, CONFIG_DIR, CONFIG_VOLUME, config_map, config_volume, disruption_budget, env, env_field,
+    headless_service, mount, pod_fqdn, port, resources, restricted_container, script_probe,
+    service_account, volume_claim,
 };
+use super::common::{ServerSet, server_set};
 use super::storage::{Volumes, class_for};
 use crate::stack::{KafkaMode, Stack};
 
@@ -145,39 +145,23 @@ fn stateful_set(stack: &Stack, app: &App, config_name: &str, hash: &str) -> Stat
         security_context: Some(restricted_container()),
         ..Container::default()
     };
-    StatefulSet {
-        metadata: meta(stack, NAME, app),
-        spec: Some(StatefulSetSpec {
-            replicas: Some(replicas(zk.replicas)),
-            service_name: Some(NAME.to_owned()),
-            // All servers start at once: none is ready before a quorum is.
-            pod_management_policy: Some("Parallel".to_owned()),
-            update_strategy: Some(rolling_update()),
-            persistent_volume_claim_retention_policy: Some(retain_claims()),
-            selector: selector(stack, app),
-            template: PodTemplateSpec {
-                metadata: Some(pod_meta(stack, app, hash)),
-                spec: Some(PodSpec {
-                    service_account_name: Some(NAME.to_owned()),
-                    automount_service_account_token: Some(false),
-                    enable_service_links: Some(false),
-                    affinity: Some(anti_affinity(stack, app, stack.common.anti_affinity)),
-                    security_context: Some(jvm_pod_security()),
-                    termination_grace_period_seconds: Some(60),
-                    image_pull_secrets: pull_secrets(stack),
-                    containers: vec![container],
-                    volumes: Some(vec![config_volume(config_name)]),
-                    ..PodSpec::default()
-                }),
-            },
-            volume_claim_templates: Some(vec![volume_claim(
+    server_set(
+        stack,
+        NAME,
+        app,
+        hash,
+        ServerSet {
+            replicas: zk.replicas,
+            grace_seconds: 60,
+            init_containers: None,
+            container,
+            volumes: vec![config_volume(config_name)],
+            claim: volume_claim(
                 stack,
                 app,
                 zk.volume_size_gib,
                 class_for(stack, Volumes::Other),
-            )]),
-            ..StatefulSetSpec::default()
-        }),
-        ..StatefulSet::default()
-    }
+            ),
+        },
+    )
 }
