@@ -96,21 +96,59 @@ fn kelp() -> anyhow::Result<PathBuf> {
     kelp_tests::fresh_binary("kelp", &["deployer/src"])
 }
 
-/// `kelp storage rbd` with `args`; its output (success or not).
-fn storage_rbd(ceph: &Ceph, args: &[&str]) -> anyhow::Result<Output> {
-    Command::new(kelp()?)
-        .args([
-            "storage",
-            "rbd",
-            "--ceph-conf",
-            &ceph.conf,
-            "--timeout-secs",
-            "5",
-        ])
-        .args(args)
-        .env_remove("KELP_STACK")
-        .output()
-        .context("running kelp storage rbd failed")
+/// One `kelp storage rbd` run against the testbed's Ceph: as the admin
+/// (`--keyring`) or with a client's own key file.
+struct Run<'a> {
+    ceph: &'a Ceph,
+    args: Vec<String>,
+}
+
+impl<'a> Run<'a> {
+    fn admin(ceph: &'a Ceph) -> Self {
+        Run {
+            ceph,
+            args: vec!["--keyring".to_owned(), ceph.keyring.clone()],
+        }
+    }
+
+    fn with_key(ceph: &'a Ceph, key_file: &Path) -> Self {
+        Run {
+            ceph,
+            args: vec![
+                "--client-key-file".to_owned(),
+                key_file.display().to_string(),
+            ],
+        }
+    }
+
+    fn arg(mut self, flag: &str, value: &str) -> Self {
+        self.args.extend([flag.to_owned(), value.to_owned()]);
+        self
+    }
+
+    fn flag(mut self, flag: &str) -> Self {
+        self.args.push(flag.to_owned());
+        self
+    }
+
+    /// The output (success or not) and its stderr.
+    fn run(self) -> anyhow::Result<(Output, String)> {
+        let out = Command::new(kelp()?)
+            .args([
+                "storage",
+                "rbd",
+                "--ceph-conf",
+                &self.ceph.conf,
+                "--timeout-secs",
+                "5",
+            ])
+            .args(&self.args)
+            .env_remove("KELP_STACK")
+            .output()
+            .context("running kelp storage rbd failed")?;
+        let log = stderr(&out);
+        Ok((out, log))
+    }
 }
 
 fn stderr(out: &Output) -> String {
@@ -137,18 +175,10 @@ fn rbd_creates_pool_and_client_and_passes_the_preflight() -> anyhow::Result<()> 
     };
 
     // First run: creates both.
-    let out = storage_rbd(
-        &ceph,
-        &[
-            "--keyring",
-            &ceph.keyring,
-            "--pool",
-            &pool,
-            "--client",
-            &client,
-        ],
-    )?;
-    let log = stderr(&out);
+    let (out, log) = Run::admin(&ceph)
+        .arg("--pool", &pool)
+        .arg("--client", &client)
+        .run()?;
     ensure!(out.status.success(), "kelp storage rbd failed:\n{log}");
     ensure!(
         log.contains(&format!("pool {pool}: created and initialised")),
@@ -208,20 +238,11 @@ fn rbd_creates_pool_and_client_and_passes_the_preflight() -> anyhow::Result<()> 
     );
 
     // Second run: verifies, creates nothing.
-    let out = storage_rbd(
-        &ceph,
-        &[
-            "--keyring",
-            &ceph.keyring,
-            "--pool",
-            &pool,
-            "--client",
-            &client,
-            "--print",
-            "nothing",
-        ],
-    )?;
-    let log = stderr(&out);
+    let (out, log) = Run::admin(&ceph)
+        .arg("--pool", &pool)
+        .arg("--client", &client)
+        .arg("--print", "nothing")
+        .run()?;
     ensure!(out.status.success(), "second run failed:\n{log}");
     ensure!(
         log.contains(&format!("preflight ok: pool {pool} exists")),
@@ -238,20 +259,11 @@ fn rbd_creates_pool_and_client_and_passes_the_preflight() -> anyhow::Result<()> 
     // block is what a stack file takes.
     let dir = tempfile::tempdir()?;
     let key_file = write_key(dir.path(), &ceph, &client)?;
-    let out = storage_rbd(
-        &ceph,
-        &[
-            "--client-key-file",
-            key_file.to_str().context("non-UTF-8 temp path")?,
-            "--pool",
-            &pool,
-            "--client",
-            &client,
-            "--print",
-            "stack",
-        ],
-    )?;
-    let log = stderr(&out);
+    let (out, log) = Run::with_key(&ceph, &key_file)
+        .arg("--pool", &pool)
+        .arg("--client", &client)
+        .arg("--print", "stack")
+        .run()?;
     ensure!(out.status.success(), "client-only run failed:\n{log}");
     let block = String::from_utf8(out.stdout)?;
     ensure!(block.starts_with("storage:\n  rbd:\n"), "{block}");
@@ -270,19 +282,11 @@ fn rbd_preflight_fails_on_a_missing_pool() -> anyhow::Result<()> {
     let ceph = Ceph::from_env()?;
     let pool = unique("kelp-it-missing");
     // --check: verify only, so the admin keyring does not create the pool
-    let out = storage_rbd(
-        &ceph,
-        &[
-            "--keyring",
-            &ceph.keyring,
-            "--check",
-            "--pool",
-            &pool,
-            "--print",
-            "nothing",
-        ],
-    )?;
-    let log = stderr(&out);
+    let (out, log) = Run::admin(&ceph)
+        .flag("--check")
+        .arg("--pool", &pool)
+        .arg("--print", "nothing")
+        .run()?;
     ensure!(
         !out.status.success(),
         "--check passed on a missing pool:\n{log}"
@@ -313,20 +317,11 @@ fn rbd_preflight_fails_on_insufficient_caps() -> anyhow::Result<()> {
     ceph.admin(&["auth", "get-or-create", &weak, "mon", "allow r"])?;
 
     // With the admin keyring: the caps are read and judged.
-    let out = storage_rbd(
-        &ceph,
-        &[
-            "--keyring",
-            &ceph.keyring,
-            "--pool",
-            &pool,
-            "--client",
-            &weak,
-            "--print",
-            "nothing",
-        ],
-    )?;
-    let log = stderr(&out);
+    let (out, log) = Run::admin(&ceph)
+        .arg("--pool", &pool)
+        .arg("--client", &weak)
+        .arg("--print", "nothing")
+        .run()?;
     ensure!(
         !out.status.success(),
         "a mon 'allow r' client passed:\n{log}"
@@ -349,20 +344,11 @@ fn rbd_preflight_fails_on_insufficient_caps() -> anyhow::Result<()> {
     // With only its own key: the test image fails, saying why.
     let dir = tempfile::tempdir()?;
     let key_file = write_key(dir.path(), &ceph, &weak)?;
-    let out = storage_rbd(
-        &ceph,
-        &[
-            "--client-key-file",
-            key_file.to_str().context("non-UTF-8 temp path")?,
-            "--pool",
-            &pool,
-            "--client",
-            &weak,
-            "--print",
-            "nothing",
-        ],
-    )?;
-    let log = stderr(&out);
+    let (out, log) = Run::with_key(&ceph, &key_file)
+        .arg("--pool", &pool)
+        .arg("--client", &weak)
+        .arg("--print", "nothing")
+        .run()?;
     ensure!(
         !out.status.success(),
         "a mon 'allow r' client passed alone:\n{log}"
@@ -476,23 +462,14 @@ fn rbd_objects_pass_server_side_dry_run() -> anyhow::Result<()> {
     let stack = stack.to_str().context("non-UTF-8 temp path")?;
 
     // kelp's own server-side apply, dry run.
-    let out = storage_rbd(
-        &ceph,
-        &[
-            "--keyring",
-            &ceph.keyring,
-            "--client",
-            &client,
-            "--stack",
-            stack,
-            "--print",
-            "objects",
-            "--apply",
-            "--dry-run",
-            "--skip-driver-check",
-        ],
-    )?;
-    let log = stderr(&out);
+    let (out, log) = Run::admin(&ceph)
+        .arg("--client", &client)
+        .arg("--stack", stack)
+        .arg("--print", "objects")
+        .flag("--apply")
+        .flag("--dry-run")
+        .flag("--skip-driver-check")
+        .run()?;
     ensure!(
         out.status.success(),
         "kelp storage rbd --apply --dry-run failed:\n{log}"
@@ -552,21 +529,12 @@ fn rbd_objects_pass_server_side_dry_run() -> anyhow::Result<()> {
         ])
         .output()?;
     ensure!(!secret.status.success(), "the dry run stored the Secret");
-    let out = storage_rbd(
-        &ceph,
-        &[
-            "--keyring",
-            &ceph.keyring,
-            "--client",
-            &client,
-            "--stack",
-            stack,
-            "--print",
-            "nothing",
-            "--check-driver",
-        ],
-    )?;
-    let log = stderr(&out);
+    let (out, log) = Run::admin(&ceph)
+        .arg("--client", &client)
+        .arg("--stack", stack)
+        .arg("--print", "nothing")
+        .flag("--check-driver")
+        .run()?;
     ensure!(
         !out.status.success(),
         "the driver check passed without ceph-csi:\n{log}"
