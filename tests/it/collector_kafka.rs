@@ -1,5 +1,6 @@
 //! kelp-collector against real Kafka: tricky inputs in batch mode, SIGKILLs
-//! during kubelet-style rotation, and a broker outage.
+//! during kubelet-style rotation, a broker outage, and an event the broker
+//! refuses as too large.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -417,6 +418,102 @@ async fn fault_collector_waits_out_a_kafka_outage() -> anyhow::Result<()> {
     println!(
         "collector outage {}s: written {want}, distinct {distinct}, duplicates {duplicates}",
         outage.as_secs()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the testbed: testbed/testbed up kafka"]
+async fn collector_cuts_an_event_the_broker_refuses_and_nothing_else() -> anyhow::Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+
+    let bootstrap = kelp_tests::service("KELP_KAFKA_BOOTSTRAP", "kafka")?;
+    let topic = kelp_tests::unique("collector-too-large");
+    // The topic takes at most 100,000 bytes per batch, far below the
+    // collector's message_max_bytes: the broker refuses, not librdkafka.
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()?;
+    let created = admin
+        .create_topics(
+            &[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))
+                .set("max.message.bytes", "100000")],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await?;
+    for result in created {
+        result.map_err(|(name, code)| anyhow::anyhow!("creating topic {name} failed: {code}"))?;
+    }
+
+    let dir = tempfile::tempdir()?;
+    // Small batches, so only the big event's own batch is too large.
+    let config = write_config(
+        dir.path(),
+        &bootstrap,
+        &topic,
+        "  properties:\n    batch.size: \"32768\"\n",
+    )?;
+    // 200,000 letters that LZ4 cannot shrink much, between small lines.
+    let mut seed = 7u64;
+    let big: String = (0..200_000)
+        .map(|_| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            char::from(b'a' + ((seed >> 33) % 26) as u8)
+        })
+        .collect();
+    let mut text = String::new();
+    for i in 0..50 {
+        text.push_str(&format!(
+            "2026-11-28T03:00:00.{i:09}Z stdout F before {i}\n"
+        ));
+    }
+    text.push_str(&format!("2026-11-28T03:00:01.000000000Z stdout F {big}\n"));
+    for i in 0..50 {
+        text.push_str(&format!("2026-11-28T03:00:02.{i:09}Z stdout F after {i}\n"));
+    }
+    append(&dir.path().join(POD_A).join("0.log"), text.as_bytes())?;
+
+    let mut child = collector(&config, true)?;
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            kill(&mut child)?;
+            anyhow::bail!(
+                "collector --batch still running after 120 s: an event was never delivered"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    ensure!(status.success(), "collector --batch failed: {status}");
+    let events = consume_until(&bootstrap, &topic, Duration::from_secs(60), |e| {
+        e.len() >= 101
+    })
+    .await?;
+    ensure!(
+        events.len() == 101,
+        "{} events in Kafka, want 101",
+        events.len()
+    );
+    let (cut, whole): (Vec<&Event>, Vec<&Event>) = events
+        .iter()
+        .partition(|e| e.log.flags.contains(&Flag::Truncated));
+    ensure!(cut.len() == 1, "{} events flagged truncated", cut.len());
+    let message = &cut[0].message;
+    // Halved until it fit: 200,000 → 100,000 (still over) → 50,000.
+    ensure!(
+        message.len() == 50_000 && big.starts_with(message.as_str()),
+        "the refused event became {} bytes",
+        message.len()
+    );
+    ensure!(
+        whole
+            .iter()
+            .all(|e| e.message.starts_with("before ") || e.message.starts_with("after ")),
+        "a small event was changed"
     );
     Ok(())
 }
