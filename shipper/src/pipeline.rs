@@ -55,10 +55,8 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use rdkafka::util::Timeout;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -67,6 +65,7 @@ use crate::internal_events::{
     DeadLettered, DocumentsIndexed, DocumentsRetried, EventDelay, EventsReceived,
     PartitionsAssigned, PartitionsRevoked,
 };
+use crate::producer::DeadLetterProducer;
 use crate::search::SearchClient;
 
 /// The consumer type.
@@ -188,7 +187,7 @@ pub(crate) struct Shared {
     wake: Notify,
     settings: Settings,
     client: Arc<SearchClient>,
-    producer: FutureProducer,
+    producer: Arc<DeadLetterProducer>,
     runtime: tokio::runtime::Handle,
     consumer: OnceLock<Weak<ShipperConsumer>>,
     readiness: Arc<Readiness>,
@@ -218,7 +217,7 @@ impl Shared {
     pub(crate) fn new(
         settings: Settings,
         client: Arc<SearchClient>,
-        producer: FutureProducer,
+        producer: Arc<DeadLetterProducer>,
         readiness: Arc<Readiness>,
         stop: CancellationToken,
     ) -> Arc<Shared> {
@@ -805,11 +804,11 @@ impl Shared {
                     value: Some(value.as_bytes()),
                 });
             }
-            let record = FutureRecord::to(&self.settings.dead_letter_topic)
-                .payload(payload)
-                .key(&key)
-                .headers(owned);
-            match self.producer.send(record, Timeout::Never).await {
+            let sent = self
+                .producer
+                .send(&self.settings.dead_letter_topic, &key, payload, owned)
+                .await;
+            match sent {
                 Ok(_) => {
                     DeadLettered {
                         reason: label,
@@ -821,7 +820,7 @@ impl Shared {
                     .emit();
                     return true;
                 }
-                Err((error, _)) => {
+                Err(error) => {
                     DeadLetterFailed {
                         error: &error.to_string(),
                         attempt,
