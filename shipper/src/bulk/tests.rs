@@ -464,6 +464,15 @@ prop_compose! {
 }
 
 proptest! {
+    /// The hand-written id text is the id's `Display`.
+    #[test]
+    fn event_id_text_matches_display(file in any::<u64>(), offset in prop_oneof![any::<u64>(), 0..300u64]) {
+        let id = EventId::new(file, offset);
+        let mut out = b"x".to_vec();
+        push_event_id(&mut out, id);
+        prop_assert_eq!(String::from_utf8(out).unwrap(), format!("x{id}"));
+    }
+
     /// The spliced document equals the fully decoded record with
     /// `event.ingested` set, and the view routes like the record.
     #[test]
