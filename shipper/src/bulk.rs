@@ -182,6 +182,20 @@ impl BatchItem {
     }
 }
 
+/// The allocations of a finished batch, reused by the next one.
+#[derive(Debug, Default)]
+pub struct BatchBuffers {
+    body: Vec<u8>,
+    items: Vec<BatchItem>,
+}
+
+impl BatchBuffers {
+    /// Bytes reserved for bodies.
+    pub fn capacity_bytes(&self) -> usize {
+        self.body.capacity()
+    }
+}
+
 /// A bulk request body under construction, with its items' origins.
 #[derive(Debug, Clone)]
 pub struct BulkBatch {
@@ -198,17 +212,47 @@ pub struct BulkBatch {
 impl BulkBatch {
     /// An empty batch.
     pub fn new(limits: BatchLimits) -> BulkBatch {
+        BulkBatch::with_buffers(limits, BatchBuffers::default())
+    }
+
+    /// An empty batch that writes into the buffers of an earlier one.
+    pub fn with_buffers(limits: BatchLimits, buffers: BatchBuffers) -> BulkBatch {
+        let BatchBuffers {
+            mut body,
+            mut items,
+        } = buffers;
+        body.clear();
+        items.clear();
+        // Sized up front: growing by doubling copied each body about twice,
+        // and the items too. Untouched capacity costs no memory until written.
+        body.reserve(limits.max_bytes.min(MAX_PRESIZED_BYTES));
+        items.reserve(limits.max_events.min(MAX_PRESIZED_ITEMS));
         BulkBatch {
             limits,
-            // Sized up front: growing by doubling copied each body about
-            // twice. Untouched capacity costs no memory until written.
-            body: Vec::with_capacity(limits.max_bytes.min(MAX_PRESIZED_BYTES)),
+            body,
             sealed: None,
-            // Growing by doubling moved the items of a full batch about
-            // twice.
-            items: Vec::with_capacity(limits.max_events.min(MAX_PRESIZED_ITEMS)),
+            items,
             name: String::new(),
         }
+    }
+
+    /// The batch's buffers, emptied, for the next batch: a fresh body of
+    /// megabytes is page-faulted in again and zeroed by the kernel every
+    /// time. `None` while a sent body is still shared.
+    pub fn into_buffers(self) -> Option<BatchBuffers> {
+        let body = match self.sealed {
+            Some(bytes) => {
+                let mut body = bytes.try_into_mut().ok()?;
+                // Cleared first: converting copies what is left in it.
+                body.clear();
+                Vec::from(body)
+            }
+            None => self.body,
+        };
+        Some(BatchBuffers {
+            body,
+            items: self.items,
+        })
     }
 
     /// The batch's limits.

@@ -34,19 +34,19 @@
 //! bulk of a partition that moved to another shipper stops retrying here.
 //! Their offsets were never stored, so the new owner sends them again.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kelp_shipper::backoff::{Backoff, SplitMix64};
-use kelp_shipper::bulk::{BatchLimits, BulkBatch, Ingested, PushError, RecordView};
+use kelp_shipper::bulk::{BatchBuffers, BatchLimits, BulkBatch, Ingested, PushError, RecordView};
 use kelp_shipper::config::{BulkConfig, Slots};
 use kelp_shipper::dead_letter::{DeadLetter, Stage};
 use kelp_shipper::index_name::IndexTemplate;
 use kelp_shipper::lag::{PartitionOffsets, partition_lag};
 use kelp_shipper::response::{self, BulkOutcome, ErrorClass, ItemOutcome};
-use kelp_shipper::source::{SourcePos, TopicPartition, TopicTable};
+use kelp_shipper::source::{PartitionMap, SourcePos, TopicPartition, TopicTable};
 use kelp_shipper::watermark::{TrackError, Watermarks};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -67,6 +67,10 @@ use crate::internal_events::{
 };
 use crate::producer::DeadLetterProducer;
 use crate::search::SearchClient;
+
+/// Bodies above this capacity are not kept for reuse (bulk.rs presizes at
+/// most 16 MiB).
+const BODY_POOL_MAX_BYTES: usize = 16 << 20;
 
 /// The consumer type.
 pub(crate) type ShipperConsumer = StreamConsumer<ShipperContext>;
@@ -141,7 +145,7 @@ struct State {
     topics: TopicTable,
     watermarks: Watermarks,
     /// Assigned partitions and their generation.
-    generations: HashMap<TopicPartition, u64>,
+    generations: PartitionMap<u64>,
     next_generation: u64,
     open: Option<OpenBatch>,
     ready: VecDeque<Job>,
@@ -154,6 +158,8 @@ struct State {
     closing: bool,
     /// The last `event.ingested` formatted, with its millisecond.
     ingested: (i64, Ingested),
+    /// Buffers of sent batches for the next ones.
+    spare: Vec<BatchBuffers>,
 }
 
 impl State {
@@ -227,7 +233,7 @@ impl Shared {
             state: Mutex::new(State {
                 topics: TopicTable::new(),
                 watermarks: Watermarks::new(),
-                generations: HashMap::new(),
+                generations: PartitionMap::default(),
                 next_generation: 0,
                 open: None,
                 ready: VecDeque::new(),
@@ -236,6 +242,7 @@ impl Shared {
                 paused: false,
                 closing: false,
                 ingested: (0, Ingested::from_unix_millis(0)),
+                spare: Vec::new(),
             }),
             changed: Condvar::new(),
             wake: Notify::new(),
@@ -319,8 +326,12 @@ impl Shared {
                 st.ingested = (millis, Ingested::from_unix_millis(millis));
             }
             let st: &mut State = &mut st;
+            let spare = &mut st.spare;
             let open = st.open.get_or_insert_with(|| OpenBatch {
-                batch: BulkBatch::new(self.settings.limits),
+                batch: BulkBatch::with_buffers(
+                    self.settings.limits,
+                    spare.pop().unwrap_or_default(),
+                ),
                 started: Instant::now(),
             });
             match open
@@ -593,6 +604,7 @@ impl Shared {
                         let again = batch.select(|i, _| again[i]);
                         work.push((again, attempt.saturating_add(1)));
                     }
+                    self.recycle(batch);
                 }
                 BulkOutcome::Split { status } => match batch.split() {
                     Ok((first, second)) => {
@@ -650,6 +662,7 @@ impl Shared {
                         }
                     }
                     self.complete(&done);
+                    self.recycle(batch);
                 }
                 BulkOutcome::Fatal {
                     kind,
@@ -669,6 +682,23 @@ impl Shared {
         drop(st);
         self.changed.notify_all();
         self.wake.notify_one();
+    }
+
+    /// Keeps a sent batch's buffers for a later batch.
+    fn recycle(&self, batch: BulkBatch) {
+        let Some(buffers) = batch.into_buffers() else {
+            return;
+        };
+        // Only full-size buffers, and no more than the batches that can
+        // exist at once: a split batch's small body is not worth keeping.
+        let presized = self.settings.limits.max_bytes.min(BODY_POOL_MAX_BYTES);
+        if buffers.capacity_bytes() < presized || buffers.capacity_bytes() > 2 * presized {
+            return;
+        }
+        let mut st = self.lock();
+        if st.spare.len() <= self.settings.max_in_flight {
+            st.spare.push(buffers);
+        }
     }
 
     /// Completes indexed items, dead-letters rejected ones; returns the
