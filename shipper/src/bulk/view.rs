@@ -275,11 +275,29 @@ impl Seen {
     }
 }
 
+/// Whether `bytes` holds a byte below 0x20 (a control character).
+fn has_control(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        if word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0 {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&b| b < 0x20)
+}
+
 /// A single-pass JSON checker over one record.
 struct Scanner<'a> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
+    /// The record has no control character at all (compact JSON, as the
+    /// collector writes it), so no string can hold one and strings end at
+    /// the first `"` or `\`, which memchr finds many bytes at a time.
+    plain: bool,
 }
 
 impl<'a> Scanner<'a> {
@@ -288,6 +306,7 @@ impl<'a> Scanner<'a> {
             text,
             bytes: text.as_bytes(),
             pos: 0,
+            plain: !has_control(text.as_bytes()),
         }
     }
 
@@ -295,10 +314,12 @@ impl<'a> Scanner<'a> {
         SyntaxError { what, at: self.pos }
     }
 
+    #[inline]
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
 
+    #[inline]
     fn skip_whitespace(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
@@ -703,7 +724,9 @@ impl<'a> Scanner<'a> {
         let mut i = start;
         let mut escaped = false;
         loop {
-            // Eight bytes at a time through plain text.
+            // Eight bytes at a time through plain text; most strings are
+            // short keys and values that end within a few words.
+            let mut words = 0;
             while let Some(chunk) = self.bytes.get(i..i + 8) {
                 let mut word = [0u8; 8];
                 word.copy_from_slice(chunk);
@@ -711,6 +734,15 @@ impl<'a> Scanner<'a> {
                     break;
                 }
                 i += 8;
+                words += 1;
+                if words == 4 && self.plain {
+                    // A long string in a record without control characters
+                    // ends at the next `"` or `\`: memchr finds it many
+                    // bytes at a time.
+                    let rest = self.bytes.get(i..).unwrap_or_default();
+                    i += memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+                    break;
+                }
             }
             match self.bytes.get(i) {
                 None => {

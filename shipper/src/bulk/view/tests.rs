@@ -430,6 +430,26 @@ fn the_stop_scan_finds_each_byte_in_every_lane() {
     }
 }
 
+#[test]
+fn the_control_scan_finds_each_byte_everywhere() {
+    for len in 0..20 {
+        assert!(!has_control(&vec![b' '; len]));
+        for at in 0..len {
+            for (byte, control) in [
+                (0x00, true),
+                (b'\n', true),
+                (0x1f, true),
+                (b' ', false),
+                (0xff, false),
+            ] {
+                let mut bytes = vec![b'a'; len];
+                bytes[at] = byte;
+                assert_eq!(has_control(&bytes), control, "{byte:#x} at {at} of {len}");
+            }
+        }
+    }
+}
+
 /// A JSON value of any shape, small.
 fn arb_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -439,7 +459,7 @@ fn arb_json() -> impl Strategy<Value = Value> {
         any::<f64>()
             .prop_filter("finite", |f| f.is_finite())
             .prop_map(|f| json!(f)),
-        ".{0,12}".prop_map(Value::String),
+        ".{0,40}".prop_map(Value::String),
     ];
     leaf.prop_recursive(4, 24, 4, |inner| {
         prop_oneof![
@@ -453,7 +473,7 @@ fn arb_json() -> impl Strategy<Value = Value> {
 /// A value for a known string field: mostly a string, sometimes not.
 fn arb_string_field() -> impl Strategy<Value = Option<Value>> {
     prop_oneof![
-        6 => ".{0,12}".prop_map(|s| Some(Value::String(s))),
+        6 => ".{0,40}".prop_map(|s| Some(Value::String(s))),
         1 => Just(None),
         1 => Just(Some(Value::Null)),
         1 => arb_json().prop_map(Some),
