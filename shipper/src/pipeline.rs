@@ -39,6 +39,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use futures::{FutureExt as _, StreamExt as _};
 use kelp_shipper::backoff::{Backoff, SplitMix64};
 use kelp_shipper::bulk::{BatchBuffers, BatchLimits, BulkBatch, Ingested, PushError, RecordView};
 use kelp_shipper::config::{BulkConfig, Slots};
@@ -71,6 +72,10 @@ use crate::search::SearchClient;
 /// Bodies above this capacity are not kept for reuse (bulk.rs presizes at
 /// most 16 MiB).
 const BODY_POOL_MAX_BYTES: usize = 16 << 20;
+
+/// Most records taken from librdkafka's queue between two backpressure
+/// checks: the buffer bounds may be overshot by this many.
+const BURST_RECORDS: usize = 64;
 
 /// The consumer type.
 pub(crate) type ShipperConsumer = StreamConsumer<ShipperContext>;
@@ -286,8 +291,9 @@ impl Shared {
     }
 
     /// Appends one record to the open batch, or sends it to the dead-letter
-    /// topic when it cannot be decoded.
-    fn accept(self: &Arc<Self>, message: &BorrowedMessage<'_>) {
+    /// topic when it cannot be decoded. `now_millis` is the wall clock, read
+    /// once per burst of records.
+    fn accept(self: &Arc<Self>, message: &BorrowedMessage<'_>, now_millis: i64) {
         let payload = message.payload().unwrap_or_default();
         EventsReceived {
             count: 1,
@@ -321,7 +327,7 @@ impl Shared {
         loop {
             // event.ingested is when the event entered a body; the text is
             // formatted again only when the millisecond changes.
-            let millis = now_millis();
+            let millis = now_millis;
             if st.ingested.0 != millis {
                 st.ingested = (millis, Ingested::from_unix_millis(millis));
             }
@@ -1037,17 +1043,36 @@ pub(crate) async fn dispatch(
     consumer: Arc<ShipperConsumer>,
     cancel: CancellationToken,
 ) -> Result<(), KafkaError> {
+    // One stream for the whole run: `recv` registers and removes a waker
+    // slot for every record.
+    let mut messages = consumer.stream();
     loop {
         let linger = shared.linger_deadline();
         tokio::select! {
             biased;
             () = cancel.cancelled() => return Ok(()),
-            received = consumer.recv() => match received {
-                Ok(message) => shared.accept(&message),
-                Err(KafkaError::MessageConsumptionFatal(code)) => {
-                    return Err(KafkaError::MessageConsumptionFatal(code));
+            received = messages.next() => {
+                let now = now_millis();
+                // Records come in bursts: take what librdkafka already holds
+                // without a select, a linger check and a backpressure check
+                // per record. Rebalances still run inside these polls. Only
+                // a record about to be accepted is taken from the stream.
+                let mut next = Some(received);
+                let mut taken = 0;
+                // `None` inside: a Kafka stream never ends.
+                while let Some(Some(received)) = next.take() {
+                    match received {
+                        Ok(message) => shared.accept(&message, now),
+                        Err(KafkaError::MessageConsumptionFatal(code)) => {
+                            return Err(KafkaError::MessageConsumptionFatal(code));
+                        }
+                        Err(error) => tracing::warn!(%error, "consuming failed, carrying on"),
+                    }
+                    taken += 1;
+                    if taken < BURST_RECORDS {
+                        next = messages.next().now_or_never();
+                    }
                 }
-                Err(error) => tracing::warn!(%error, "consuming failed, carrying on"),
             },
             () = sleep_until(linger) => shared.flush_if_lingered(),
             () = shared.wake.notified() => {}
