@@ -295,11 +295,6 @@ impl Shared {
     /// once per burst of records.
     fn accept(self: &Arc<Self>, message: &BorrowedMessage<'_>, now_millis: i64) {
         let payload = message.payload().unwrap_or_default();
-        EventsReceived {
-            count: 1,
-            bytes: payload.len() as u64,
-        }
-        .emit();
         let mut st = self.lock();
         let tp = st.topic_partition(message.topic(), message.partition());
         let pos = SourcePos::new(tp, message.offset());
@@ -1059,10 +1054,15 @@ pub(crate) async fn dispatch(
                 // a record about to be accepted is taken from the stream.
                 let mut next = Some(received);
                 let mut taken = 0;
+                let (mut records, mut bytes) = (0u64, 0usize);
                 // `None` inside: a Kafka stream never ends.
                 while let Some(Some(received)) = next.take() {
                     match received {
-                        Ok(message) => shared.accept(&message, now),
+                        Ok(message) => {
+                            records += 1;
+                            bytes += message.payload_len();
+                            shared.accept(&message, now);
+                        }
                         Err(KafkaError::MessageConsumptionFatal(code)) => {
                             return Err(KafkaError::MessageConsumptionFatal(code));
                         }
@@ -1073,6 +1073,12 @@ pub(crate) async fn dispatch(
                         next = messages.next().now_or_never();
                     }
                 }
+                // Counted per burst: two atomic additions per record showed.
+                EventsReceived {
+                    count: records,
+                    bytes: bytes as u64,
+                }
+                .emit();
             },
             () = sleep_until(linger) => shared.flush_if_lingered(),
             () = shared.wake.notified() => {}
