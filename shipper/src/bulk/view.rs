@@ -327,6 +327,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Consumes `byte` after optional whitespace.
+    #[inline]
     fn expect(&mut self, byte: u8, what: &'static str) -> Result<(), SyntaxError> {
         self.skip_whitespace();
         if self.peek() == Some(byte) {
@@ -615,6 +616,7 @@ impl<'a> Scanner<'a> {
         self.object(field)
     }
 
+    #[inline]
     fn required_string(&mut self) -> Result<Cow<'a, str>, SyntaxError> {
         self.skip_whitespace();
         if self.peek() != Some(b'"') {
@@ -624,6 +626,7 @@ impl<'a> Scanner<'a> {
         self.decode(&token)
     }
 
+    #[inline]
     fn optional_string(&mut self) -> Result<Option<Cow<'a, str>>, SyntaxError> {
         self.skip_whitespace();
         match self.peek() {
@@ -719,6 +722,7 @@ impl<'a> Scanner<'a> {
 
     /// A string starting at the opening quote; checks escapes and control
     /// characters (UTF-8 is already checked).
+    #[inline]
     fn string(&mut self) -> Result<Token, SyntaxError> {
         let start = self.pos + 1;
         let mut i = start;
@@ -785,14 +789,21 @@ impl<'a> Scanner<'a> {
 
     /// A string token's text, unescaped. Lone surrogates are refused, as
     /// serde refuses them in strings it decodes.
+    #[inline]
     fn decode(&self, token: &Token) -> Result<Cow<'a, str>, SyntaxError> {
         let raw = self.text.get(token.range.clone()).unwrap_or_default();
         if !token.escaped {
             return Ok(Cow::Borrowed(raw));
         }
+        Self::unescape(raw, token.range.start).map(Cow::Owned)
+    }
+
+    /// The text of a string with escapes, `at` its offset for errors.
+    #[cold]
+    fn unescape(raw: &str, at: usize) -> Result<String, SyntaxError> {
         let bad = |what| SyntaxError {
             what,
-            at: token.range.start,
+            at,
         };
         let mut out = String::with_capacity(raw.len());
         let mut rest = raw;
@@ -835,7 +846,7 @@ impl<'a> Scanner<'a> {
             rest = rest.get(i + used..).ok_or_else(|| bad("invalid escape"))?;
         }
         out.push_str(rest);
-        Ok(Cow::Owned(out))
+        Ok(out)
     }
 
     /// Checks and skips any value, iteratively: a deep value cannot
