@@ -801,10 +801,7 @@ impl<'a> Scanner<'a> {
     /// The text of a string with escapes, `at` its offset for errors.
     #[cold]
     fn unescape(raw: &str, at: usize) -> Result<String, SyntaxError> {
-        let bad = |what| SyntaxError {
-            what,
-            at,
-        };
+        let bad = |what| SyntaxError { what, at };
         let mut out = String::with_capacity(raw.len());
         let mut rest = raw;
         while let Some(i) = rest.find('\\') {
