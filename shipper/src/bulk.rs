@@ -15,18 +15,19 @@
 //! The first version decoded the full [`kelp_record::Event`] and re-serialized
 //! it: 2.8 µs of CPU per event on `benches/encode.rs` (5.3 µs wall on a
 //! loaded 2-core box), at the 3 µs budget, most of it allocating every string
-//! of the record and serializing it again. Now [`RecordView`] decodes
-//! only `@timestamp`, `event`, `kelp.schema` and the string fields index
-//! templates use, borrowing from the input, and the document is the input
-//! bytes with `event.ingested` spliced into the `event` object. The whole
-//! input is still checked to be one valid UTF-8 JSON value. Fields the shipper
-//! does not read pass through untouched: a field a newer collector adds is
-//! kept in `_source`, and type errors in them are the mapping's to report
-//! (item 400, dead-lettered). This path measures 1.5 µs of CPU per event; a
-//! property test checks that its documents and index names equal the full
-//! decode's.
+//! of the record and serializing it again. Then [`RecordView`] decoded only
+//! `@timestamp`, `event`, `kelp.schema` and the string fields index templates
+//! use with serde_json, borrowing from the input, and the document became the
+//! input bytes with `event.ingested` spliced into the `event` object. Now the
+//! view is one hand-written pass that checks the whole record is one valid
+//! JSON object and picks those fields on the way, allocating nothing for a
+//! record without escapes; it accepts exactly what the serde decode accepted
+//! (a property test compares them; see `bulk/view.rs` for the one deliberate
+//! difference). Fields the shipper does not read pass through untouched: a
+//! field a newer collector adds is kept in `_source`, and type errors in them
+//! are the mapping's to report (item 400, dead-lettered). A property test
+//! checks that the documents and index names equal the full decode's.
 
-use std::io::Write as _;
 use std::ops::Range;
 
 use bytes::Bytes;
@@ -41,7 +42,25 @@ mod view;
 /// Largest body capacity reserved up front.
 const MAX_PRESIZED_BYTES: usize = 16 << 20;
 
-pub use self::view::RecordView;
+/// Most items reserved up front.
+const MAX_PRESIZED_ITEMS: usize = 10_000;
+
+/// Appends the id's text form, `<file:016x>-<offset:x>` (its `Display`),
+/// without the formatting machinery: this runs for every event.
+fn push_event_id(out: &mut Vec<u8>, id: EventId) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..16).rev() {
+        out.push(HEX[((id.file >> (shift * 4)) & 0xf) as usize]);
+    }
+    out.push(b'-');
+    // At least one digit, no leading zeros.
+    let digits = (64 - id.offset.leading_zeros()).div_ceil(4).max(1);
+    for shift in (0..digits).rev() {
+        out.push(HEX[((id.offset >> (shift * 4)) & 0xf) as usize]);
+    }
+}
+
+pub use self::view::{RecordView, SyntaxError};
 
 /// The shipper's time for `event.ingested`: when the event entered a bulk
 /// request body, formatted once per millisecond by the caller.
@@ -83,9 +102,10 @@ pub enum EncodeError {
     /// The bytes are not UTF-8.
     #[error("decoding record failed: not valid utf-8")]
     InvalidUtf8,
-    /// The bytes are not JSON, or lack `@timestamp`, `event.id` or `kelp.schema`.
+    /// The bytes are not one JSON object, or lack `@timestamp`, `event.id`
+    /// or `kelp.schema`, or a field the shipper reads has the wrong type.
     #[error("decoding record failed: {0}")]
-    Json(serde_json::Error),
+    Syntax(#[from] SyntaxError),
     /// `event.id` is not an event id.
     #[error("decoding record failed: {0}")]
     EventId(ParseEventIdError),
@@ -97,10 +117,6 @@ pub enum EncodeError {
         /// Newest schema version this build reads.
         supported: u32,
     },
-    /// The `event` object could not be located for splicing (not expected
-    /// with serde_json; kept as a value rather than a panic).
-    #[error("decoding record failed: cannot locate the event object")]
-    Splice,
     /// The record has no usable index name.
     #[error("encoding bulk item failed: {0}")]
     Render(#[from] RenderError),
@@ -111,10 +127,9 @@ impl EncodeError {
     pub fn reason(&self) -> &'static str {
         match self {
             EncodeError::InvalidUtf8 => "invalid_utf8",
-            EncodeError::Json(_) => "invalid_json",
+            EncodeError::Syntax(_) => "invalid_json",
             EncodeError::EventId(_) => "invalid_event_id",
             EncodeError::UnsupportedSchema { .. } => "unsupported_schema",
-            EncodeError::Splice => "invalid_json",
             EncodeError::Render(e) => e.reason(),
         }
     }
@@ -167,6 +182,20 @@ impl BatchItem {
     }
 }
 
+/// The allocations of a finished batch, reused by the next one.
+#[derive(Debug, Default)]
+pub struct BatchBuffers {
+    body: Vec<u8>,
+    items: Vec<BatchItem>,
+}
+
+impl BatchBuffers {
+    /// Bytes reserved for bodies.
+    pub fn capacity_bytes(&self) -> usize {
+        self.body.capacity()
+    }
+}
+
 /// A bulk request body under construction, with its items' origins.
 #[derive(Debug, Clone)]
 pub struct BulkBatch {
@@ -183,15 +212,47 @@ pub struct BulkBatch {
 impl BulkBatch {
     /// An empty batch.
     pub fn new(limits: BatchLimits) -> BulkBatch {
+        BulkBatch::with_buffers(limits, BatchBuffers::default())
+    }
+
+    /// An empty batch that writes into the buffers of an earlier one.
+    pub fn with_buffers(limits: BatchLimits, buffers: BatchBuffers) -> BulkBatch {
+        let BatchBuffers {
+            mut body,
+            mut items,
+        } = buffers;
+        body.clear();
+        items.clear();
+        // Sized up front: growing by doubling copied each body about twice,
+        // and the items too. Untouched capacity costs no memory until written.
+        body.reserve(limits.max_bytes.min(MAX_PRESIZED_BYTES));
+        items.reserve(limits.max_events.min(MAX_PRESIZED_ITEMS));
         BulkBatch {
             limits,
-            // Sized up front: growing by doubling copied each body about
-            // twice. Untouched capacity costs no memory until written.
-            body: Vec::with_capacity(limits.max_bytes.min(MAX_PRESIZED_BYTES)),
+            body,
             sealed: None,
-            items: Vec::new(),
+            items,
             name: String::new(),
         }
+    }
+
+    /// The batch's buffers, emptied, for the next batch: a fresh body of
+    /// megabytes is page-faulted in again and zeroed by the kernel every
+    /// time. `None` while a sent body is still shared.
+    pub fn into_buffers(self) -> Option<BatchBuffers> {
+        let body = match self.sealed {
+            Some(bytes) => {
+                let mut body = bytes.try_into_mut().ok()?;
+                // Cleared first: converting copies what is left in it.
+                body.clear();
+                Vec::from(body)
+            }
+            None => self.body,
+        };
+        Some(BatchBuffers {
+            body,
+            items: self.items,
+        })
     }
 
     /// The batch's limits.
@@ -236,8 +297,7 @@ impl BulkBatch {
         self.body.extend_from_slice(self.name.as_bytes());
         let index = index_start..self.body.len();
         self.body.extend_from_slice(br#"","_id":""#);
-        // Writing to a Vec cannot fail; the id's text form is hex and `-`.
-        let _ = write!(self.body, "{}", view.id());
+        push_event_id(&mut self.body, view.id());
         self.body.extend_from_slice(b"\"}}\n");
         let doc_start = self.body.len();
         view.write_document(&ingested.json, &mut self.body);

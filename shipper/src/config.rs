@@ -690,7 +690,9 @@ impl KafkaConfig {
 
     /// The librdkafka properties of the consumer. The extra `properties` may
     /// override the defaults here (`client.id`, `auto.offset.reset`,
-    /// `partition.assignment.strategy`, `statistics.interval.ms`), never the
+    /// `partition.assignment.strategy`, `statistics.interval.ms`, the
+    /// prefetch: `queued.min.messages`, `max.partition.fetch.bytes`,
+    /// `fetch.queue.backoff.ms`), never the
     /// settings the delivery guarantee rests on (validation refuses those).
     pub fn consumer_properties(&self) -> BTreeMap<String, String> {
         let mut props: BTreeMap<String, String> = [
@@ -702,6 +704,17 @@ impl KafkaConfig {
             ("partition.assignment.strategy", "cooperative-sticky"),
             // Consumer lag comes from librdkafka's statistics.
             ("statistics.interval.ms", "5000"),
+            // Prefetch little: the shipper buffers whole bulks itself, and
+            // pausing for backpressure throws librdkafka's prefetched
+            // records away, to be fetched and decompressed again on resume.
+            // With librdkafka's 100,000 per partition a backlog's drain
+            // spent 1.7 us per event in the broker thread, and 0.4 us with
+            // these (docs/PERFORMANCE.md).
+            ("queued.min.messages", "1000"),
+            ("max.partition.fetch.bytes", "262144"),
+            // The queue above is short: refill it soon after it drains
+            // instead of librdkafka's 1 s.
+            ("fetch.queue.backoff.ms", "20"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

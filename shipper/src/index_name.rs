@@ -535,19 +535,41 @@ impl IndexTemplate {
 }
 
 fn push_time(out: &mut String, format: &[TimePart], t: UtcHour) {
-    use std::fmt::Write as _;
     for part in format {
+        match part {
+            TimePart::Literal(text) => out.push_str(text),
+            TimePart::Year => push_padded(out, t.year, 4),
+            TimePart::Month => push_padded(out, t.month, 2),
+            TimePart::Day => push_padded(out, t.day, 2),
+            TimePart::Hour => push_padded(out, t.hour, 2),
+        }
+    }
+}
+
+/// `value` zero-padded to `width` digits, like `{:0width$}`, without the
+/// formatting machinery (this runs for every event).
+fn push_padded(out: &mut String, value: i64, width: u32) {
+    if !(0..10_000).contains(&value) {
+        use std::fmt::Write as _;
         // Writing to a String cannot fail.
-        let _ = match part {
-            TimePart::Literal(text) => {
-                out.push_str(text);
-                Ok(())
-            }
-            TimePart::Year => write!(out, "{:04}", t.year),
-            TimePart::Month => write!(out, "{:02}", t.month),
-            TimePart::Day => write!(out, "{:02}", t.day),
-            TimePart::Hour => write!(out, "{:02}", t.hour),
-        };
+        let _ = write!(out, "{value:0width$}", width = width as usize);
+        return;
+    }
+    let digits = if value >= 1000 {
+        4
+    } else if value >= 100 {
+        3
+    } else if value >= 10 {
+        2
+    } else {
+        1
+    };
+    for _ in digits..width {
+        out.push('0');
+    }
+    for i in (0..digits).rev() {
+        let digit = (value / 10_i64.pow(i)) % 10;
+        out.push(char::from(b'0' + digit as u8));
     }
 }
 

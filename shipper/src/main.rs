@@ -8,6 +8,7 @@
 
 mod internal_events;
 mod pipeline;
+mod producer;
 mod search;
 mod server;
 
@@ -23,10 +24,10 @@ use kelp_shipper::backoff::SplitMix64;
 use kelp_shipper::config::Config;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::producer::{FutureProducer, Producer};
 use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::{Readiness, Settings, Shared, ShipperConsumer, ShipperContext};
+use crate::producer::DeadLetterProducer;
 use crate::search::SearchClient;
 
 /// Consumes kelp event records from Kafka and bulk-indexes them into
@@ -223,14 +224,15 @@ async fn ship(
     for (key, value) in config.kafka.producer_properties() {
         producer_config.set(key, value);
     }
-    let producer: FutureProducer = producer_config
-        .create()
-        .context("creating the dead-letter producer failed")?;
+    let producer = Arc::new(
+        DeadLetterProducer::new(&producer_config)
+            .context("creating the dead-letter producer failed")?,
+    );
 
     let shared = Shared::new(
         settings,
         Arc::clone(&client),
-        producer.clone(),
+        Arc::clone(&producer),
         Arc::clone(&readiness),
         cancel.clone(),
     );

@@ -34,19 +34,20 @@
 //! bulk of a partition that moved to another shipper stops retrying here.
 //! Their offsets were never stored, so the new owner sends them again.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use futures::{FutureExt as _, StreamExt as _};
 use kelp_shipper::backoff::{Backoff, SplitMix64};
-use kelp_shipper::bulk::{BatchLimits, BulkBatch, Ingested, PushError, RecordView};
+use kelp_shipper::bulk::{BatchBuffers, BatchLimits, BulkBatch, Ingested, PushError, RecordView};
 use kelp_shipper::config::{BulkConfig, Slots};
 use kelp_shipper::dead_letter::{DeadLetter, Stage};
 use kelp_shipper::index_name::IndexTemplate;
 use kelp_shipper::lag::{PartitionOffsets, partition_lag};
 use kelp_shipper::response::{self, BulkOutcome, ErrorClass, ItemOutcome};
-use kelp_shipper::source::{SourcePos, TopicPartition, TopicTable};
+use kelp_shipper::source::{PartitionMap, SourcePos, TopicPartition, TopicTable};
 use kelp_shipper::watermark::{TrackError, Watermarks};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -55,10 +56,8 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use rdkafka::util::Timeout;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -67,7 +66,16 @@ use crate::internal_events::{
     DeadLettered, DocumentsIndexed, DocumentsRetried, EventDelay, EventsReceived,
     PartitionsAssigned, PartitionsRevoked,
 };
+use crate::producer::DeadLetterProducer;
 use crate::search::SearchClient;
+
+/// Bodies above this capacity are not kept for reuse (bulk.rs presizes at
+/// most 16 MiB).
+const BODY_POOL_MAX_BYTES: usize = 16 << 20;
+
+/// Most records taken from librdkafka's queue between two backpressure
+/// checks: the buffer bounds may be overshot by this many.
+const BURST_RECORDS: usize = 64;
 
 /// The consumer type.
 pub(crate) type ShipperConsumer = StreamConsumer<ShipperContext>;
@@ -142,7 +150,7 @@ struct State {
     topics: TopicTable,
     watermarks: Watermarks,
     /// Assigned partitions and their generation.
-    generations: HashMap<TopicPartition, u64>,
+    generations: PartitionMap<u64>,
     next_generation: u64,
     open: Option<OpenBatch>,
     ready: VecDeque<Job>,
@@ -155,6 +163,8 @@ struct State {
     closing: bool,
     /// The last `event.ingested` formatted, with its millisecond.
     ingested: (i64, Ingested),
+    /// Buffers of sent batches for the next ones.
+    spare: Vec<BatchBuffers>,
 }
 
 impl State {
@@ -188,7 +198,7 @@ pub(crate) struct Shared {
     wake: Notify,
     settings: Settings,
     client: Arc<SearchClient>,
-    producer: FutureProducer,
+    producer: Arc<DeadLetterProducer>,
     runtime: tokio::runtime::Handle,
     consumer: OnceLock<Weak<ShipperConsumer>>,
     readiness: Arc<Readiness>,
@@ -218,7 +228,7 @@ impl Shared {
     pub(crate) fn new(
         settings: Settings,
         client: Arc<SearchClient>,
-        producer: FutureProducer,
+        producer: Arc<DeadLetterProducer>,
         readiness: Arc<Readiness>,
         stop: CancellationToken,
     ) -> Arc<Shared> {
@@ -228,7 +238,7 @@ impl Shared {
             state: Mutex::new(State {
                 topics: TopicTable::new(),
                 watermarks: Watermarks::new(),
-                generations: HashMap::new(),
+                generations: PartitionMap::default(),
                 next_generation: 0,
                 open: None,
                 ready: VecDeque::new(),
@@ -237,6 +247,7 @@ impl Shared {
                 paused: false,
                 closing: false,
                 ingested: (0, Ingested::from_unix_millis(0)),
+                spare: Vec::new(),
             }),
             changed: Condvar::new(),
             wake: Notify::new(),
@@ -280,14 +291,10 @@ impl Shared {
     }
 
     /// Appends one record to the open batch, or sends it to the dead-letter
-    /// topic when it cannot be decoded.
-    fn accept(self: &Arc<Self>, message: &BorrowedMessage<'_>) {
+    /// topic when it cannot be decoded. `now_millis` is the wall clock, read
+    /// once per burst of records.
+    fn accept(self: &Arc<Self>, message: &BorrowedMessage<'_>, now_millis: i64) {
         let payload = message.payload().unwrap_or_default();
-        EventsReceived {
-            count: 1,
-            bytes: payload.len() as u64,
-        }
-        .emit();
         let mut st = self.lock();
         let tp = st.topic_partition(message.topic(), message.partition());
         let pos = SourcePos::new(tp, message.offset());
@@ -315,13 +322,17 @@ impl Shared {
         loop {
             // event.ingested is when the event entered a body; the text is
             // formatted again only when the millisecond changes.
-            let millis = now_millis();
+            let millis = now_millis;
             if st.ingested.0 != millis {
                 st.ingested = (millis, Ingested::from_unix_millis(millis));
             }
             let st: &mut State = &mut st;
+            let spare = &mut st.spare;
             let open = st.open.get_or_insert_with(|| OpenBatch {
-                batch: BulkBatch::new(self.settings.limits),
+                batch: BulkBatch::with_buffers(
+                    self.settings.limits,
+                    spare.pop().unwrap_or_default(),
+                ),
                 started: Instant::now(),
             });
             match open
@@ -594,6 +605,7 @@ impl Shared {
                         let again = batch.select(|i, _| again[i]);
                         work.push((again, attempt.saturating_add(1)));
                     }
+                    self.recycle(batch);
                 }
                 BulkOutcome::Split { status } => match batch.split() {
                     Ok((first, second)) => {
@@ -651,6 +663,7 @@ impl Shared {
                         }
                     }
                     self.complete(&done);
+                    self.recycle(batch);
                 }
                 BulkOutcome::Fatal {
                     kind,
@@ -670,6 +683,23 @@ impl Shared {
         drop(st);
         self.changed.notify_all();
         self.wake.notify_one();
+    }
+
+    /// Keeps a sent batch's buffers for a later batch.
+    fn recycle(&self, batch: BulkBatch) {
+        let Some(buffers) = batch.into_buffers() else {
+            return;
+        };
+        // Only full-size buffers, and no more than the batches that can
+        // exist at once: a split batch's small body is not worth keeping.
+        let presized = self.settings.limits.max_bytes.min(BODY_POOL_MAX_BYTES);
+        if buffers.capacity_bytes() < presized || buffers.capacity_bytes() > 2 * presized {
+            return;
+        }
+        let mut st = self.lock();
+        if st.spare.len() <= self.settings.max_in_flight {
+            st.spare.push(buffers);
+        }
     }
 
     /// Completes indexed items, dead-letters rejected ones; returns the
@@ -805,11 +835,11 @@ impl Shared {
                     value: Some(value.as_bytes()),
                 });
             }
-            let record = FutureRecord::to(&self.settings.dead_letter_topic)
-                .payload(payload)
-                .key(&key)
-                .headers(owned);
-            match self.producer.send(record, Timeout::Never).await {
+            let sent = self
+                .producer
+                .send(&self.settings.dead_letter_topic, &key, payload, owned)
+                .await;
+            match sent {
                 Ok(_) => {
                     DeadLettered {
                         reason: label,
@@ -821,7 +851,7 @@ impl Shared {
                     .emit();
                     return true;
                 }
-                Err((error, _)) => {
+                Err(error) => {
                     DeadLetterFailed {
                         error: &error.to_string(),
                         attempt,
@@ -1008,17 +1038,47 @@ pub(crate) async fn dispatch(
     consumer: Arc<ShipperConsumer>,
     cancel: CancellationToken,
 ) -> Result<(), KafkaError> {
+    // One stream for the whole run: `recv` registers and removes a waker
+    // slot for every record.
+    let mut messages = consumer.stream();
     loop {
         let linger = shared.linger_deadline();
         tokio::select! {
             biased;
             () = cancel.cancelled() => return Ok(()),
-            received = consumer.recv() => match received {
-                Ok(message) => shared.accept(&message),
-                Err(KafkaError::MessageConsumptionFatal(code)) => {
-                    return Err(KafkaError::MessageConsumptionFatal(code));
+            received = messages.next() => {
+                let now = now_millis();
+                // Records come in bursts: take what librdkafka already holds
+                // without a select, a linger check and a backpressure check
+                // per record. Rebalances still run inside these polls. Only
+                // a record about to be accepted is taken from the stream.
+                let mut next = Some(received);
+                let mut taken = 0;
+                let (mut records, mut bytes) = (0u64, 0usize);
+                // `None` inside: a Kafka stream never ends.
+                while let Some(Some(received)) = next.take() {
+                    match received {
+                        Ok(message) => {
+                            records += 1;
+                            bytes += message.payload_len();
+                            shared.accept(&message, now);
+                        }
+                        Err(KafkaError::MessageConsumptionFatal(code)) => {
+                            return Err(KafkaError::MessageConsumptionFatal(code));
+                        }
+                        Err(error) => tracing::warn!(%error, "consuming failed, carrying on"),
+                    }
+                    taken += 1;
+                    if taken < BURST_RECORDS {
+                        next = messages.next().now_or_never();
+                    }
                 }
-                Err(error) => tracing::warn!(%error, "consuming failed, carrying on"),
+                // Counted per burst: two atomic additions per record showed.
+                EventsReceived {
+                    count: records,
+                    bytes: bytes as u64,
+                }
+                .emit();
             },
             () = sleep_until(linger) => shared.flush_if_lingered(),
             () = shared.wake.notified() => {}

@@ -21,9 +21,9 @@
 //! is harmless: an offset of a partition always holds the same record, and a
 //! completion means that record is in the index (or dead-lettered).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
-use crate::source::{SourcePos, TopicPartition};
+use crate::source::{PartitionMap, SourcePos, TopicPartition};
 
 /// Why an offset cannot be tracked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -263,7 +263,7 @@ impl PartitionTracker {
 /// Watermarks of every assigned partition.
 #[derive(Debug, Clone, Default)]
 pub struct Watermarks {
-    partitions: HashMap<TopicPartition, PartitionTracker>,
+    partitions: PartitionMap<PartitionTracker>,
 }
 
 impl Watermarks {

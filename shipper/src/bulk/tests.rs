@@ -464,6 +464,15 @@ prop_compose! {
 }
 
 proptest! {
+    /// The hand-written id text is the id's `Display`.
+    #[test]
+    fn event_id_text_matches_display(file in any::<u64>(), offset in prop_oneof![any::<u64>(), 0..300u64]) {
+        let id = EventId::new(file, offset);
+        let mut out = b"x".to_vec();
+        push_event_id(&mut out, id);
+        prop_assert_eq!(String::from_utf8(out).unwrap(), format!("x{id}"));
+    }
+
     /// The spliced document equals the fully decoded record with
     /// `event.ingested` set, and the view routes like the record.
     #[test]
@@ -516,4 +525,30 @@ fn a_sealed_batch_shares_its_body_and_takes_no_more_events() {
     // A narrowed copy (a retry of some items) is a fresh, unsealed body.
     let retry = batch.select(|i, _| i == 2);
     assert_eq!(lines(retry.body()).len(), 2);
+}
+
+#[test]
+fn buffers_come_back_once_the_body_is_no_longer_shared() {
+    let template = IndexTemplate::default();
+    let mut batch = batch_of(3);
+    let body = batch.seal();
+    let ptr = body.as_ptr();
+    let shared = batch.clone();
+    drop(batch);
+    // Another holder of the sent body: no reuse.
+    assert!(shared.clone().into_buffers().is_none());
+    drop(body);
+    let buffers = shared.into_buffers().unwrap();
+    assert!(buffers.capacity_bytes() >= 3);
+    let mut next = BulkBatch::with_buffers(LIMITS, buffers);
+    assert!(next.is_empty());
+    assert!(next.body().is_empty());
+    next.push_record(pos(0, 7), &record("ns", 7), &template, &ingested())
+        .unwrap();
+    // The same allocation, written from its start.
+    assert_eq!(next.body().as_ptr(), ptr);
+    assert_eq!(next.len(), 1);
+    assert_eq!(lines(next.body()).len(), 2);
+    // An unsent batch gives its buffers back too.
+    assert!(next.into_buffers().is_some());
 }

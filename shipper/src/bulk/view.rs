@@ -1,10 +1,22 @@
 //! A borrowed, partial decode of a record: only the fields the shipper reads.
 //!
-//! The full record is still checked to be one valid UTF-8 JSON value, but
-//! only `@timestamp`, `event`, `kelp.schema` and the string fields an index
-//! template may use are decoded, borrowing from the input where no escapes
-//! force a copy. The document is then the input bytes with `event.ingested`
-//! spliced into the `event` object; nothing is re-serialized.
+//! One pass over the record both checks that it is one valid JSON object
+//! (RFC 8259: strings, escapes, numbers, literals, nesting) and picks
+//! `@timestamp`, `event.id`, `event.ingested`, `kelp.schema` and the string
+//! fields an index template may use, borrowing from the input where no
+//! escapes force a copy. It allocates nothing for a record without escapes.
+//! The document is then the input bytes with `event.ingested` spliced into
+//! the `event` object; nothing is re-serialized.
+//!
+//! The check must be complete: the document goes into the NDJSON body as
+//! is, so anything but one JSON object (a second value, an array, a raw
+//! control character) must be dead-lettered here rather than reach the
+//! search engine. What it accepts and rejects is the same as decoding the
+//! picked fields with `serde_json` (a property test compares the two), with
+//! one deliberate difference: the record and its known objects must be JSON
+//! objects, where serde also builds a struct from an array. Like serde's
+//! skipping, skipped values have no depth limit; they are checked without
+//! recursion.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -12,121 +24,41 @@ use std::ops::Range;
 use std::str::FromStr;
 
 use kelp_record::{EventId, SCHEMA_VERSION};
-use serde::{Deserialize, Deserializer};
-use serde_json::value::RawValue;
 
 use super::EncodeError;
 use crate::index_name::{Field, FieldSource};
 
-#[derive(Debug, Default, Deserialize)]
-struct Named<'a> {
-    #[serde(default, borrow)]
-    name: Option<Cow<'a, str>>,
+/// Why a record is not one JSON object with the fields the shipper needs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} at byte {at}")]
+pub struct SyntaxError {
+    /// What was wrong, e.g. `expected a string`.
+    pub what: &'static str,
+    /// Byte offset in the record (after leading whitespace).
+    pub at: usize,
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct PodView<'a> {
-    #[serde(default, borrow)]
-    name: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    uid: Option<Cow<'a, str>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct ContainerNameView<'a> {
-    #[serde(default, borrow)]
-    name: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    image: Option<Cow<'a, str>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct OwnerView<'a> {
-    #[serde(default, borrow)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    name: Option<Cow<'a, str>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct KubernetesView<'a> {
-    #[serde(default, borrow)]
-    namespace: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    pod: Option<PodView<'a>>,
-    #[serde(default, borrow)]
-    container: Option<ContainerNameView<'a>>,
-    #[serde(default, borrow)]
-    node: Option<Named<'a>>,
-    #[serde(default, borrow)]
-    owner: Option<OwnerView<'a>>,
-    // Decoded only when a template asks for a key.
-    #[serde(default, borrow)]
-    labels: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    annotations: Option<&'a RawValue>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct ContainerView<'a> {
-    #[serde(default, borrow)]
-    id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    runtime: Option<Cow<'a, str>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct LogView<'a> {
-    #[serde(default, borrow)]
-    level: Option<Cow<'a, str>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct KelpView {
-    schema: u32,
-}
-
-#[derive(Debug, Deserialize)]
+/// The fields the shipper reads.
+#[derive(Debug, Default)]
 struct Fields<'a> {
-    #[serde(rename = "@timestamp", borrow)]
     timestamp: Cow<'a, str>,
-    #[serde(default, borrow)]
     stream: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    log: Option<LogView<'a>>,
-    #[serde(default, borrow)]
-    kubernetes: Option<KubernetesView<'a>>,
-    #[serde(default, borrow)]
-    container: Option<ContainerView<'a>>,
-    #[serde(default, borrow)]
-    host: Option<Named<'a>>,
-    #[serde(borrow)]
-    event: &'a RawValue,
-    kelp: KelpView,
-}
-
-#[derive(Debug, Deserialize)]
-struct EventView<'a> {
-    #[serde(borrow)]
-    id: Cow<'a, str>,
-    // Present-but-null must be seen too, to be replaced rather than duplicated.
-    #[serde(default, borrow, deserialize_with = "present")]
-    ingested: Option<&'a RawValue>,
-}
-
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(d).map(Some)
-}
-
-/// Where `inner`, a sub-slice handed out by the parser, lies in `outer`.
-fn span_in(outer: &str, inner: &str) -> Option<Range<usize>> {
-    let start = inner.as_ptr().addr().checked_sub(outer.as_ptr().addr())?;
-    let range = start..start.checked_add(inner.len())?;
-    // Same address and length: `inner` really is that part of `outer`.
-    outer
-        .get(range.clone())
-        .is_some_and(|s| std::ptr::eq(s, inner))
-        .then_some(range)
+    log_level: Option<Cow<'a, str>>,
+    namespace: Option<Cow<'a, str>>,
+    pod_name: Option<Cow<'a, str>>,
+    pod_uid: Option<Cow<'a, str>>,
+    container_name: Option<Cow<'a, str>>,
+    container_image: Option<Cow<'a, str>>,
+    node_name: Option<Cow<'a, str>>,
+    owner_kind: Option<Cow<'a, str>>,
+    owner_name: Option<Cow<'a, str>>,
+    // The JSON text, decoded only when a template asks for a key.
+    labels: Option<&'a str>,
+    annotations: Option<&'a str>,
+    container_id: Option<Cow<'a, str>>,
+    container_runtime: Option<Cow<'a, str>>,
+    host_name: Option<Cow<'a, str>>,
+    schema: u32,
 }
 
 /// A record decoded just enough to route and encode it.
@@ -148,32 +80,20 @@ impl<'a> RecordView<'a> {
         let text = std::str::from_utf8(bytes)
             .map_err(|_| EncodeError::InvalidUtf8)?
             .trim_ascii();
-        let fields: Fields<'a> = serde_json::from_str(text).map_err(EncodeError::Json)?;
-        if fields.kelp.schema > SCHEMA_VERSION {
+        let picked = Scanner::new(text).record()?;
+        if picked.fields.schema > SCHEMA_VERSION {
             return Err(EncodeError::UnsupportedSchema {
-                found: fields.kelp.schema,
+                found: picked.fields.schema,
                 supported: SCHEMA_VERSION,
             });
         }
-        let event_text = fields.event.get();
-        let event_view: EventView<'a> =
-            serde_json::from_str(event_text).map_err(EncodeError::Json)?;
-        let id = EventId::from_str(&event_view.id).map_err(EncodeError::EventId)?;
-        let event = span_in(text, event_text).ok_or(EncodeError::Splice)?;
-        let ingested = match event_view.ingested {
-            Some(raw) => Some(span_in(text, raw.get()).ok_or(EncodeError::Splice)?),
-            None => None,
-        };
-        // `event` parsed as an object with an `id`, so it is `{...}`.
-        if !event_text.ends_with('}') {
-            return Err(EncodeError::Splice);
-        }
+        let id = EventId::from_str(&picked.id).map_err(EncodeError::EventId)?;
         Ok(RecordView {
             text,
-            fields,
+            fields: picked.fields,
             id,
-            event,
-            ingested,
+            event: picked.event,
+            ingested: picked.ingested,
         })
     }
 
@@ -190,7 +110,7 @@ impl<'a> RecordView<'a> {
 
     /// The record's schema version.
     pub fn schema(&self) -> u32 {
-        self.fields.kelp.schema
+        self.fields.schema
     }
 
     /// Appends the document: the record with `event.ingested` set to
@@ -227,10 +147,10 @@ impl<'a> RecordView<'a> {
 }
 
 /// The string value of `key` in a JSON object of strings.
-fn lookup<'a>(map: Option<&'a RawValue>, key: &str) -> Option<Cow<'a, str>> {
+fn lookup<'a>(map: Option<&'a str>, key: &str) -> Option<Cow<'a, str>> {
     // Values that are not strings make the map unusable for routing: treat
     // the key as missing rather than failing the event.
-    let map: BTreeMap<Cow<'a, str>, Cow<'a, str>> = serde_json::from_str(map?.get()).ok()?;
+    let map: BTreeMap<Cow<'a, str>, Cow<'a, str>> = serde_json::from_str(map?).ok()?;
     map.into_iter()
         .find(|(k, _)| k.as_ref() == key)
         .map(|(_, v)| v)
@@ -247,23 +167,771 @@ impl FieldSource for RecordView<'_> {
 
     fn field(&self, field: &Field) -> Option<Cow<'_, str>> {
         let f = &self.fields;
-        let k = f.kubernetes.as_ref();
         match field {
-            Field::Namespace => borrowed(k?.namespace.as_ref()),
-            Field::PodName => borrowed(k?.pod.as_ref()?.name.as_ref()),
-            Field::PodUid => borrowed(k?.pod.as_ref()?.uid.as_ref()),
-            Field::ContainerName => borrowed(k?.container.as_ref()?.name.as_ref()),
-            Field::ContainerImage => borrowed(k?.container.as_ref()?.image.as_ref()),
-            Field::NodeName => borrowed(k?.node.as_ref()?.name.as_ref()),
-            Field::OwnerKind => borrowed(k?.owner.as_ref()?.kind.as_ref()),
-            Field::OwnerName => borrowed(k?.owner.as_ref()?.name.as_ref()),
-            Field::Label(key) => lookup(k?.labels, key),
-            Field::Annotation(key) => lookup(k?.annotations, key),
-            Field::ContainerId => borrowed(f.container.as_ref()?.id.as_ref()),
-            Field::ContainerRuntime => borrowed(f.container.as_ref()?.runtime.as_ref()),
-            Field::HostName => borrowed(f.host.as_ref()?.name.as_ref()),
+            Field::Namespace => borrowed(f.namespace.as_ref()),
+            Field::PodName => borrowed(f.pod_name.as_ref()),
+            Field::PodUid => borrowed(f.pod_uid.as_ref()),
+            Field::ContainerName => borrowed(f.container_name.as_ref()),
+            Field::ContainerImage => borrowed(f.container_image.as_ref()),
+            Field::NodeName => borrowed(f.node_name.as_ref()),
+            Field::OwnerKind => borrowed(f.owner_kind.as_ref()),
+            Field::OwnerName => borrowed(f.owner_name.as_ref()),
+            Field::Label(key) => lookup(f.labels, key),
+            Field::Annotation(key) => lookup(f.annotations, key),
+            Field::ContainerId => borrowed(f.container_id.as_ref()),
+            Field::ContainerRuntime => borrowed(f.container_runtime.as_ref()),
+            Field::HostName => borrowed(f.host_name.as_ref()),
             Field::Stream => borrowed(f.stream.as_ref()),
-            Field::LogLevel => borrowed(f.log.as_ref()?.level.as_ref()),
+            Field::LogLevel => borrowed(f.log_level.as_ref()),
         }
     }
 }
+
+/// What one pass over a record found.
+#[derive(Debug)]
+struct Picked<'a> {
+    fields: Fields<'a>,
+    id: Cow<'a, str>,
+    event: Range<usize>,
+    ingested: Option<Range<usize>>,
+}
+
+/// A string token: its content's bytes, without the quotes.
+#[derive(Debug, Clone)]
+struct Token {
+    range: Range<usize>,
+    /// Whether it holds a backslash escape, i.e. needs decoding.
+    escaped: bool,
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any byte of `word` is `"`, `\` or a control character: where a
+/// run of plain string bytes ends.
+#[inline]
+fn string_stop(word: u64) -> bool {
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let quote = zero(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero(word ^ (ONES * u64::from(b'\\')));
+    // Bytes below 0x20; exact as a whole-word test, which is all we ask.
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    (quote | backslash | control) != 0
+}
+
+/// Open containers of a skipped value: a bit per level (1 = object), the
+/// first 64 levels without allocating.
+#[derive(Debug, Default)]
+struct Nesting {
+    bits: u64,
+    depth: usize,
+    deeper: Vec<bool>,
+}
+
+impl Nesting {
+    fn push(&mut self, object: bool) {
+        if self.depth < 64 {
+            self.bits = (self.bits << 1) | u64::from(object);
+        } else {
+            self.deeper.push(object);
+        }
+        self.depth += 1;
+    }
+
+    /// The innermost container: `Some(true)` for an object.
+    fn top(&self) -> Option<bool> {
+        match self.depth {
+            0 => None,
+            d if d > 64 => self.deeper.last().copied(),
+            _ => Some(self.bits & 1 == 1),
+        }
+    }
+
+    fn pop(&mut self) {
+        if self.depth > 64 {
+            self.deeper.pop();
+        } else if self.depth > 0 {
+            self.bits >>= 1;
+        }
+        self.depth = self.depth.saturating_sub(1);
+    }
+}
+
+/// Seen known keys of one object, to refuse duplicates as serde does.
+#[derive(Debug, Default)]
+struct Seen(u32);
+
+impl Seen {
+    fn first(&mut self, bit: u32, at: usize) -> Result<(), SyntaxError> {
+        let mask = 1 << bit;
+        if self.0 & mask != 0 {
+            return Err(SyntaxError {
+                what: "duplicate field",
+                at,
+            });
+        }
+        self.0 |= mask;
+        Ok(())
+    }
+}
+
+/// Whether `bytes` holds a byte below 0x20 (a control character).
+fn has_control(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        if word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0 {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&b| b < 0x20)
+}
+
+/// A single-pass JSON checker over one record.
+struct Scanner<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+    /// The record has no control character at all (compact JSON, as the
+    /// collector writes it), so no string can hold one and strings end at
+    /// the first `"` or `\`, which memchr finds many bytes at a time.
+    plain: bool,
+}
+
+impl<'a> Scanner<'a> {
+    fn new(text: &'a str) -> Scanner<'a> {
+        Scanner {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+            plain: !has_control(text.as_bytes()),
+        }
+    }
+
+    fn error(&self, what: &'static str) -> SyntaxError {
+        SyntaxError { what, at: self.pos }
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    #[inline]
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// Consumes `byte` after optional whitespace.
+    #[inline]
+    fn expect(&mut self, byte: u8, what: &'static str) -> Result<(), SyntaxError> {
+        self.skip_whitespace();
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.error(what))
+        }
+    }
+
+    /// The whole record: one object, nothing after it.
+    fn record(mut self) -> Result<Picked<'a>, SyntaxError> {
+        let mut fields = Fields::default();
+        let mut timestamp = None;
+        let mut event = None;
+        let mut schema = None;
+        let mut seen = Seen::default();
+        self.object(|s, key, at| {
+            match key {
+                b"@timestamp" => {
+                    seen.first(0, at)?;
+                    timestamp = Some(s.required_string()?);
+                }
+                b"stream" => {
+                    seen.first(1, at)?;
+                    fields.stream = s.optional_string()?;
+                }
+                b"log" => {
+                    seen.first(2, at)?;
+                    let mut seen = Seen::default();
+                    s.optional_object(|s, key, at| match key {
+                        b"level" => {
+                            seen.first(0, at)?;
+                            fields.log_level = s.optional_string()?;
+                            Ok(())
+                        }
+                        _ => s.skip_value(),
+                    })?;
+                }
+                b"kubernetes" => {
+                    seen.first(3, at)?;
+                    s.kubernetes(&mut fields)?;
+                }
+                b"container" => {
+                    seen.first(4, at)?;
+                    let mut seen = Seen::default();
+                    s.optional_object(|s, key, at| {
+                        match key {
+                            b"id" => {
+                                seen.first(0, at)?;
+                                fields.container_id = s.optional_string()?;
+                            }
+                            b"runtime" => {
+                                seen.first(1, at)?;
+                                fields.container_runtime = s.optional_string()?;
+                            }
+                            _ => s.skip_value()?,
+                        }
+                        Ok(())
+                    })?;
+                }
+                b"host" => {
+                    seen.first(5, at)?;
+                    fields.host_name = s.named()?;
+                }
+                b"event" => {
+                    seen.first(6, at)?;
+                    event = Some(s.event()?);
+                }
+                b"kelp" => {
+                    seen.first(7, at)?;
+                    schema = Some(s.kelp()?);
+                }
+                _ => s.skip_value()?,
+            }
+            Ok(())
+        })?;
+        self.skip_whitespace();
+        if self.pos != self.bytes.len() {
+            return Err(self.error("trailing characters"));
+        }
+        let missing = |what| SyntaxError {
+            what,
+            at: self.bytes.len(),
+        };
+        fields.timestamp = timestamp.ok_or_else(|| missing("missing field `@timestamp`"))?;
+        fields.schema = schema.ok_or_else(|| missing("missing field `kelp`"))?;
+        let (id, event, ingested) = event.ok_or_else(|| missing("missing field `event`"))?;
+        Ok(Picked {
+            fields,
+            id,
+            event,
+            ingested,
+        })
+    }
+
+    /// `kubernetes`: namespace, pod, container, node, owner, labels, annotations.
+    fn kubernetes(&mut self, fields: &mut Fields<'a>) -> Result<(), SyntaxError> {
+        let mut seen = Seen::default();
+        self.optional_object(|s, key, at| {
+            match key {
+                b"namespace" => {
+                    seen.first(0, at)?;
+                    fields.namespace = s.optional_string()?;
+                }
+                b"pod" => {
+                    seen.first(1, at)?;
+                    let mut seen = Seen::default();
+                    s.optional_object(|s, key, at| {
+                        match key {
+                            b"name" => {
+                                seen.first(0, at)?;
+                                fields.pod_name = s.optional_string()?;
+                            }
+                            b"uid" => {
+                                seen.first(1, at)?;
+                                fields.pod_uid = s.optional_string()?;
+                            }
+                            _ => s.skip_value()?,
+                        }
+                        Ok(())
+                    })?;
+                }
+                b"container" => {
+                    seen.first(2, at)?;
+                    let mut seen = Seen::default();
+                    s.optional_object(|s, key, at| {
+                        match key {
+                            b"name" => {
+                                seen.first(0, at)?;
+                                fields.container_name = s.optional_string()?;
+                            }
+                            b"image" => {
+                                seen.first(1, at)?;
+                                fields.container_image = s.optional_string()?;
+                            }
+                            _ => s.skip_value()?,
+                        }
+                        Ok(())
+                    })?;
+                }
+                b"node" => {
+                    seen.first(3, at)?;
+                    fields.node_name = s.named()?;
+                }
+                b"owner" => {
+                    seen.first(4, at)?;
+                    let mut seen = Seen::default();
+                    s.optional_object(|s, key, at| {
+                        match key {
+                            b"kind" => {
+                                seen.first(0, at)?;
+                                fields.owner_kind = s.optional_string()?;
+                            }
+                            b"name" => {
+                                seen.first(1, at)?;
+                                fields.owner_name = s.optional_string()?;
+                            }
+                            _ => s.skip_value()?,
+                        }
+                        Ok(())
+                    })?;
+                }
+                b"labels" => {
+                    seen.first(5, at)?;
+                    fields.labels = s.optional_raw()?;
+                }
+                b"annotations" => {
+                    seen.first(6, at)?;
+                    fields.annotations = s.optional_raw()?;
+                }
+                _ => s.skip_value()?,
+            }
+            Ok(())
+        })
+    }
+
+    /// An optional object whose only known field is `name`.
+    fn named(&mut self) -> Result<Option<Cow<'a, str>>, SyntaxError> {
+        let mut name = None;
+        let mut seen = Seen::default();
+        self.optional_object(|s, key, at| match key {
+            b"name" => {
+                seen.first(0, at)?;
+                name = s.optional_string()?;
+                Ok(())
+            }
+            _ => s.skip_value(),
+        })?;
+        Ok(name)
+    }
+
+    /// `event`: the object's span, its `id` and the span of `ingested`.
+    #[allow(clippy::type_complexity)]
+    fn event(&mut self) -> Result<(Cow<'a, str>, Range<usize>, Option<Range<usize>>), SyntaxError> {
+        self.skip_whitespace();
+        let start = self.pos;
+        let mut id = None;
+        let mut ingested = None;
+        let mut seen = Seen::default();
+        self.object(|s, key, at| {
+            match key {
+                b"id" => {
+                    seen.first(0, at)?;
+                    id = Some(s.required_string()?);
+                }
+                b"ingested" => {
+                    seen.first(1, at)?;
+                    // Present but null too: replaced, never duplicated.
+                    s.skip_whitespace();
+                    let from = s.pos;
+                    s.skip_value()?;
+                    ingested = Some(from..s.pos);
+                }
+                _ => s.skip_value()?,
+            }
+            Ok(())
+        })?;
+        let id = id.ok_or_else(|| self.error("missing field `id`"))?;
+        Ok((id, start..self.pos, ingested))
+    }
+
+    /// `kelp`: the schema version.
+    fn kelp(&mut self) -> Result<u32, SyntaxError> {
+        let mut schema = None;
+        let mut seen = Seen::default();
+        self.object(|s, key, at| match key {
+            b"schema" => {
+                seen.first(0, at)?;
+                schema = Some(s.u32()?);
+                Ok(())
+            }
+            _ => s.skip_value(),
+        })?;
+        schema.ok_or_else(|| self.error("missing field `schema`"))
+    }
+
+    /// An object, handing each key (decoded) to `field`, which consumes
+    /// the value.
+    fn object(
+        &mut self,
+        mut field: impl FnMut(&mut Self, &[u8], usize) -> Result<(), SyntaxError>,
+    ) -> Result<(), SyntaxError> {
+        self.expect(b'{', "expected an object")?;
+        self.skip_whitespace();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            self.skip_whitespace();
+            let at = self.pos;
+            if self.peek() != Some(b'"') {
+                return Err(self.error("expected a key"));
+            }
+            let key = self.string()?;
+            self.expect(b':', "expected `:`")?;
+            if key.escaped {
+                let decoded = self.decode(&key)?;
+                field(self, decoded.as_bytes(), at)?;
+            } else {
+                let bytes = self.bytes;
+                field(self, &bytes[key.range], at)?;
+            }
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.error("expected `,` or `}`")),
+            }
+        }
+    }
+
+    /// `null` or an object.
+    fn optional_object(
+        &mut self,
+        field: impl FnMut(&mut Self, &[u8], usize) -> Result<(), SyntaxError>,
+    ) -> Result<(), SyntaxError> {
+        self.skip_whitespace();
+        if self.peek() == Some(b'n') {
+            return self.literal(b"null");
+        }
+        self.object(field)
+    }
+
+    #[inline]
+    fn required_string(&mut self) -> Result<Cow<'a, str>, SyntaxError> {
+        self.skip_whitespace();
+        if self.peek() != Some(b'"') {
+            return Err(self.error("expected a string"));
+        }
+        let token = self.string()?;
+        self.decode(&token)
+    }
+
+    #[inline]
+    fn optional_string(&mut self) -> Result<Option<Cow<'a, str>>, SyntaxError> {
+        self.skip_whitespace();
+        match self.peek() {
+            Some(b'n') => self.literal(b"null").map(|()| None),
+            _ => self.required_string().map(Some),
+        }
+    }
+
+    /// `null`, or any value as its JSON text.
+    fn optional_raw(&mut self) -> Result<Option<&'a str>, SyntaxError> {
+        self.skip_whitespace();
+        if self.peek() == Some(b'n') {
+            return self.literal(b"null").map(|()| None);
+        }
+        let start = self.pos;
+        self.skip_value()?;
+        Ok(self.text.get(start..self.pos))
+    }
+
+    /// A non-negative integer that fits `u32`, like serde's `u32`.
+    fn u32(&mut self) -> Result<u32, SyntaxError> {
+        self.skip_whitespace();
+        let start = self.pos;
+        self.number()?;
+        let digits = &self.bytes[start..self.pos];
+        let mut value: u32 = 0;
+        for &d in digits {
+            if !d.is_ascii_digit() {
+                return Err(SyntaxError {
+                    what: "expected an unsigned integer",
+                    at: start,
+                });
+            }
+            value = value
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(u32::from(d - b'0')))
+                .ok_or(SyntaxError {
+                    what: "integer out of range",
+                    at: start,
+                })?;
+        }
+        Ok(value)
+    }
+
+    fn literal(&mut self, word: &'static [u8]) -> Result<(), SyntaxError> {
+        if self
+            .bytes
+            .get(self.pos..)
+            .is_some_and(|rest| rest.starts_with(word))
+        {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(self.error("expected a value"))
+        }
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+    fn number(&mut self) -> Result<(), SyntaxError> {
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return Err(self.error("invalid number")),
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return Err(self.error("invalid number"));
+            }
+            self.digits();
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return Err(self.error("invalid number"));
+            }
+            self.digits();
+        }
+        Ok(())
+    }
+
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// A string starting at the opening quote; checks escapes and control
+    /// characters (UTF-8 is already checked).
+    #[inline]
+    fn string(&mut self) -> Result<Token, SyntaxError> {
+        let start = self.pos + 1;
+        let mut i = start;
+        let mut escaped = false;
+        loop {
+            // Eight bytes at a time through plain text; most strings are
+            // short keys and values that end within a few words.
+            let mut words = 0;
+            while let Some(chunk) = self.bytes.get(i..i + 8) {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(chunk);
+                if string_stop(u64::from_le_bytes(word)) {
+                    break;
+                }
+                i += 8;
+                words += 1;
+                if words == 4 && self.plain {
+                    // A long string in a record without control characters
+                    // ends at the next `"` or `\`: memchr finds it many
+                    // bytes at a time.
+                    let rest = self.bytes.get(i..).unwrap_or_default();
+                    i += memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+                    break;
+                }
+            }
+            match self.bytes.get(i) {
+                None => {
+                    self.pos = i;
+                    return Err(self.error("unterminated string"));
+                }
+                Some(b'"') => {
+                    self.pos = i + 1;
+                    return Ok(Token {
+                        range: start..i,
+                        escaped,
+                    });
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    i += match self.bytes.get(i + 1) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => 2,
+                        Some(b'u')
+                            if self
+                                .bytes
+                                .get(i + 2..i + 6)
+                                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) =>
+                        {
+                            6
+                        }
+                        _ => {
+                            self.pos = i;
+                            return Err(self.error("invalid escape"));
+                        }
+                    };
+                }
+                Some(&b) if b < 0x20 => {
+                    self.pos = i;
+                    return Err(self.error("control character in string"));
+                }
+                Some(_) => i += 1,
+            }
+        }
+    }
+
+    /// A string token's text, unescaped. Lone surrogates are refused, as
+    /// serde refuses them in strings it decodes.
+    #[inline]
+    fn decode(&self, token: &Token) -> Result<Cow<'a, str>, SyntaxError> {
+        let raw = self.text.get(token.range.clone()).unwrap_or_default();
+        if !token.escaped {
+            return Ok(Cow::Borrowed(raw));
+        }
+        Self::unescape(raw, token.range.start).map(Cow::Owned)
+    }
+
+    /// The text of a string with escapes, `at` its offset for errors.
+    #[cold]
+    fn unescape(raw: &str, at: usize) -> Result<String, SyntaxError> {
+        let bad = |what| SyntaxError { what, at };
+        let mut out = String::with_capacity(raw.len());
+        let mut rest = raw;
+        while let Some(i) = rest.find('\\') {
+            out.push_str(&rest[..i]);
+            let esc = &rest.as_bytes()[i + 1..];
+            let (ch, used) = match esc.first() {
+                Some(b'"') => ('"', 2),
+                Some(b'\\') => ('\\', 2),
+                Some(b'/') => ('/', 2),
+                Some(b'b') => ('\u{8}', 2),
+                Some(b'f') => ('\u{c}', 2),
+                Some(b'n') => ('\n', 2),
+                Some(b'r') => ('\r', 2),
+                Some(b't') => ('\t', 2),
+                Some(b'u') => {
+                    let unit = hex4(&esc[1..]).ok_or_else(|| bad("invalid escape"))?;
+                    match unit {
+                        0xD800..=0xDBFF => {
+                            let low = match esc.get(5..7) {
+                                Some(b"\\u") => hex4(&esc[7..]),
+                                _ => None,
+                            }
+                            .filter(|low| (0xDC00..=0xDFFF).contains(low))
+                            .ok_or_else(|| bad("lone surrogate in escape"))?;
+                            let code = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+                            let ch = char::from_u32(code).ok_or_else(|| bad("invalid escape"))?;
+                            (ch, 12)
+                        }
+                        0xDC00..=0xDFFF => return Err(bad("lone surrogate in escape")),
+                        _ => (
+                            char::from_u32(unit).ok_or_else(|| bad("invalid escape"))?,
+                            6,
+                        ),
+                    }
+                }
+                _ => return Err(bad("invalid escape")),
+            };
+            out.push(ch);
+            rest = rest.get(i + used..).ok_or_else(|| bad("invalid escape"))?;
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    /// Checks and skips any value, iteratively: a deep value cannot
+    /// overflow the stack.
+    fn skip_value(&mut self) -> Result<(), SyntaxError> {
+        let mut open = Nesting::default();
+        loop {
+            // A value.
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b'{') => {
+                    self.pos += 1;
+                    self.skip_whitespace();
+                    if self.peek() == Some(b'}') {
+                        self.pos += 1;
+                    } else {
+                        open.push(true);
+                        self.key()?;
+                        continue;
+                    }
+                }
+                Some(b'[') => {
+                    self.pos += 1;
+                    self.skip_whitespace();
+                    if self.peek() == Some(b']') {
+                        self.pos += 1;
+                    } else {
+                        open.push(false);
+                        continue;
+                    }
+                }
+                Some(b'"') => {
+                    self.string()?;
+                }
+                Some(b't') => self.literal(b"true")?,
+                Some(b'f') => self.literal(b"false")?,
+                Some(b'n') => self.literal(b"null")?,
+                Some(b'-' | b'0'..=b'9') => self.number()?,
+                _ => return Err(self.error("expected a value")),
+            }
+            // After a value: close containers until one takes another value.
+            loop {
+                let Some(object) = open.top() else {
+                    return Ok(());
+                };
+                self.skip_whitespace();
+                match self.peek() {
+                    Some(b',') => {
+                        self.pos += 1;
+                        if object {
+                            self.key()?;
+                        }
+                        break;
+                    }
+                    Some(b'}') if object => {
+                        self.pos += 1;
+                        open.pop();
+                    }
+                    Some(b']') if !object => {
+                        self.pos += 1;
+                        open.pop();
+                    }
+                    _ => return Err(self.error("expected `,` or the end of a container")),
+                }
+            }
+        }
+    }
+
+    /// A key of a skipped object and its colon.
+    fn key(&mut self) -> Result<(), SyntaxError> {
+        self.skip_whitespace();
+        if self.peek() != Some(b'"') {
+            return Err(self.error("expected a key"));
+        }
+        self.string()?;
+        self.expect(b':', "expected `:`")
+    }
+}
+
+/// Four hex digits as a number.
+fn hex4(bytes: &[u8]) -> Option<u32> {
+    let digits = bytes.get(..4)?;
+    let mut value = 0;
+    for &d in digits {
+        value = value * 16 + char::from(d).to_digit(16)?;
+    }
+    Some(value)
+}
+
+#[cfg(test)]
+mod tests;

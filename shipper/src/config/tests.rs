@@ -606,6 +606,9 @@ fn consumer_properties_keep_the_guarantee() {
     // Defaults the file may change.
     assert_eq!(get("auto.offset.reset"), Some("latest"));
     assert_eq!(get("fetch.max.bytes"), Some("1048576"));
+    // A small prefetch by default, so pausing discards little.
+    assert_eq!(get("queued.min.messages"), Some("1000"));
+    assert_eq!(get("fetch.queue.backoff.ms"), Some("20"));
     // Without static membership there is no instance id at all.
     assert_eq!(
         minimal()

@@ -324,3 +324,20 @@ fn field_paths_round_trip() {
         assert_eq!(Field::from_path(path).unwrap().path(), path);
     }
 }
+
+#[test]
+fn padded_numbers_match_format() {
+    for value in [
+        0i64, 7, 10, 99, 100, 999, 1000, 2026, 9999, 10_000, 123_456, -5,
+    ] {
+        for width in [2u32, 4] {
+            let mut out = String::from("x");
+            push_padded(&mut out, value, width);
+            assert_eq!(
+                out,
+                format!("x{value:0w$}", w = width as usize),
+                "{value} {width}"
+            );
+        }
+    }
+}
