@@ -47,7 +47,7 @@ use std::str::FromStr;
 
 use kelp_record::Event;
 
-use crate::time::{UtcHour, parse_rfc3339_hour};
+use crate::time::{UtcHour, parse_rfc3339_unix_millis, utc_hour_of_unix_millis};
 
 /// One index per namespace and UTC day.
 pub const DEFAULT_TEMPLATE: &str = "kelp-logs-{kubernetes.namespace}-{@timestamp:%Y.%m.%d}";
@@ -157,6 +157,11 @@ impl Field {
 pub trait FieldSource {
     /// The event's `@timestamp`, RFC 3339.
     fn timestamp(&self) -> &str;
+    /// The `@timestamp` in milliseconds since the Unix epoch; a source that
+    /// has it already (the shipper's view of a record) saves a second parse.
+    fn timestamp_unix_millis(&self) -> Option<i64> {
+        parse_rfc3339_unix_millis(self.timestamp())
+    }
     /// The value of a string field, `None` when absent.
     fn field(&self, field: &Field) -> Option<Cow<'_, str>>;
 }
@@ -517,10 +522,14 @@ impl IndexTemplate {
                     let t = match time {
                         Some(t) => t,
                         None => {
-                            let text = source.timestamp();
-                            let parsed = parse_rfc3339_hour(text).ok_or_else(|| {
-                                RenderError::BadTimestamp(text.chars().take(64).collect())
-                            })?;
+                            let parsed = source
+                                .timestamp_unix_millis()
+                                .and_then(utc_hour_of_unix_millis)
+                                .ok_or_else(|| {
+                                    RenderError::BadTimestamp(
+                                        source.timestamp().chars().take(64).collect(),
+                                    )
+                                })?;
                             time = Some(parsed);
                             parsed
                         }

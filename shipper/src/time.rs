@@ -140,11 +140,13 @@ fn parse_rfc3339(text: &str) -> Option<Instant3339> {
     })
 }
 
-/// Reads an RFC 3339 timestamp (`2026-11-27T20:17:29.123456789Z`, or with a
-/// `±hh:mm` offset) and returns its UTC date and hour. `None` when it is not
-/// RFC 3339 or the UTC year leaves 0..=9999.
-pub(crate) fn parse_rfc3339_hour(text: &str) -> Option<UtcHour> {
-    let minutes = parse_rfc3339(text)?.minutes;
+/// The UTC date and hour of a time in milliseconds since the Unix epoch;
+/// `None` when the year leaves 0..=9999.
+pub(crate) fn utc_hour_of_unix_millis(unix_millis: i64) -> Option<UtcHour> {
+    utc_hour_of_minutes(unix_millis.div_euclid(60_000))
+}
+
+fn utc_hour_of_minutes(minutes: i64) -> Option<UtcHour> {
     let (year, month, day) = civil_from_days(minutes.div_euclid(MINUTES_PER_DAY));
     let hour = minutes.rem_euclid(MINUTES_PER_DAY) / 60;
     (0..=9999).contains(&year).then_some(UtcHour {
@@ -219,7 +221,11 @@ mod tests {
             ("２０２６-11-27T20:17:29Z", None),
         ];
         for (text, want) in table {
-            assert_eq!(parse_rfc3339_hour(text), *want, "{text}");
+            assert_eq!(
+                parse_rfc3339_unix_millis(text).and_then(utc_hour_of_unix_millis),
+                *want,
+                "{text}"
+            );
         }
     }
 

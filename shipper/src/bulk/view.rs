@@ -72,6 +72,9 @@ pub struct RecordView<'a> {
     event: Range<usize>,
     /// The `event.ingested` value's bytes in `text`, when present.
     ingested: Option<Range<usize>>,
+    /// `@timestamp` in milliseconds since the Unix epoch, parsed once for
+    /// the index name and the delay metric.
+    timestamp_unix_millis: Option<i64>,
 }
 
 impl<'a> RecordView<'a> {
@@ -88,8 +91,11 @@ impl<'a> RecordView<'a> {
             });
         }
         let id = EventId::from_str(&picked.id).map_err(EncodeError::EventId)?;
+        let timestamp_unix_millis =
+            crate::time::parse_rfc3339_unix_millis(&picked.fields.timestamp);
         Ok(RecordView {
             text,
+            timestamp_unix_millis,
             fields: picked.fields,
             id,
             event: picked.event,
@@ -105,7 +111,7 @@ impl<'a> RecordView<'a> {
     /// The record's `@timestamp` as milliseconds since the Unix epoch, when
     /// it is RFC 3339.
     pub fn timestamp_unix_millis(&self) -> Option<i64> {
-        crate::time::parse_rfc3339_unix_millis(&self.fields.timestamp)
+        self.timestamp_unix_millis
     }
 
     /// The record's schema version.
@@ -165,6 +171,10 @@ impl FieldSource for RecordView<'_> {
         &self.fields.timestamp
     }
 
+    fn timestamp_unix_millis(&self) -> Option<i64> {
+        self.timestamp_unix_millis
+    }
+
     fn field(&self, field: &Field) -> Option<Cow<'_, str>> {
         let f = &self.fields;
         match field {
@@ -217,6 +227,14 @@ fn string_stop(word: u64) -> bool {
     // Bytes below 0x20; exact as a whole-word test, which is all we ask.
     let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
     (quote | backslash | control) != 0
+}
+
+/// [`string_stop`] for a record without control characters: only `"` and
+/// `\` can end a run.
+#[inline]
+fn plain_string_stop(word: u64) -> bool {
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    (zero(word ^ (ONES * u64::from(b'"'))) | zero(word ^ (ONES * u64::from(b'\\')))) != 0
 }
 
 /// Open containers of a skipped value: a bit per level (1 = object), the
@@ -734,7 +752,13 @@ impl<'a> Scanner<'a> {
             while let Some(chunk) = self.bytes.get(i..i + 8) {
                 let mut word = [0u8; 8];
                 word.copy_from_slice(chunk);
-                if string_stop(u64::from_le_bytes(word)) {
+                let word = u64::from_le_bytes(word);
+                let stop = if self.plain {
+                    plain_string_stop(word)
+                } else {
+                    string_stop(word)
+                };
+                if stop {
                     break;
                 }
                 i += 8;
