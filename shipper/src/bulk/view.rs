@@ -214,27 +214,43 @@ struct Token {
     escaped: bool,
 }
 
-const ONES: u64 = 0x0101_0101_0101_0101;
+const LOWS: u64 = 0x7f7f_7f7f_7f7f_7f7f;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-/// Whether any byte of `word` is `"`, `\` or a control character: where a
-/// run of plain string bytes ends.
-#[inline]
-fn string_stop(word: u64) -> bool {
-    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
-    let quote = zero(word ^ (ONES * u64::from(b'"')));
-    let backslash = zero(word ^ (ONES * u64::from(b'\\')));
-    // Bytes below 0x20; exact as a whole-word test, which is all we ask.
-    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
-    (quote | backslash | control) != 0
+/// The high bit of each byte of `word` that is zero; exact (no borrow from
+/// a lower byte), because every bit found is acted on.
+#[inline(always)]
+fn zero_bytes(word: u64) -> u64 {
+    !(((word & LOWS).wrapping_add(LOWS)) | word | LOWS)
 }
 
-/// [`string_stop`] for a record without control characters: only `"` and
-/// `\` can end a run.
-#[inline]
-fn plain_string_stop(word: u64) -> bool {
-    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
-    (zero(word ^ (ONES * u64::from(b'"'))) | zero(word ^ (ONES * u64::from(b'\\')))) != 0
+/// The high bit of each byte of `word` that ends a run of plain string
+/// bytes: `"`, `\` or a control character (below 0x20).
+#[inline(always)]
+fn stop_bytes(word: u64) -> u64 {
+    let quote = zero_bytes(word ^ (u64::from(b'"') * 0x0101_0101_0101_0101));
+    let backslash = zero_bytes(word ^ (u64::from(b'\\') * 0x0101_0101_0101_0101));
+    // b < 0x20 exactly when its low seven bits plus 0x60 stay below 0x80
+    // and its high bit is clear.
+    let control = !(((word & LOWS).wrapping_add(0x6060_6060_6060_6060)) | word | LOWS);
+    (quote | backslash | control) & HIGHS
+}
+
+/// The stop bits of 64 bytes as one mask, bit `i` for byte `i`. Eight
+/// independent words and no branches: the string scan then finds the end
+/// of most strings with one `trailing_zeros`.
+fn stop_mask(block: &[u8; 64]) -> u64 {
+    let mut mask = 0;
+    for (i, chunk) in block.chunks_exact(8).enumerate() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        // The high bits, one per byte, gathered into the top byte by a
+        // multiplication whose partial products never overlap.
+        let bits =
+            (stop_bytes(u64::from_le_bytes(word)) >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56;
+        mask |= bits << (i * 8);
+    }
+    mask
 }
 
 /// Open containers of a skipped value: a bit per level (1 = object), the
@@ -293,29 +309,15 @@ impl Seen {
     }
 }
 
-/// Whether `bytes` holds a byte below 0x20 (a control character).
-fn has_control(bytes: &[u8]) -> bool {
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(word);
-        if word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0 {
-            return true;
-        }
-    }
-    chunks.remainder().iter().any(|&b| b < 0x20)
-}
-
 /// A single-pass JSON checker over one record.
 struct Scanner<'a> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
-    /// The record has no control character at all (compact JSON, as the
-    /// collector writes it), so no string can hold one and strings end at
-    /// the first `"` or `\`, which memchr finds many bytes at a time.
-    plain: bool,
+    /// The 64-byte block whose [`stop_mask`] is in `mask`; blocks are
+    /// computed lazily, each once, as the scan moves forward.
+    block: usize,
+    mask: u64,
 }
 
 impl<'a> Scanner<'a> {
@@ -324,7 +326,8 @@ impl<'a> Scanner<'a> {
             text,
             bytes: text.as_bytes(),
             pos: 0,
-            plain: !has_control(text.as_bytes()),
+            block: usize::MAX,
+            mask: 0,
         }
     }
 
@@ -746,32 +749,7 @@ impl<'a> Scanner<'a> {
         let mut i = start;
         let mut escaped = false;
         loop {
-            // Eight bytes at a time through plain text; most strings are
-            // short keys and values that end within a few words.
-            let mut words = 0;
-            while let Some(chunk) = self.bytes.get(i..i + 8) {
-                let mut word = [0u8; 8];
-                word.copy_from_slice(chunk);
-                let word = u64::from_le_bytes(word);
-                let stop = if self.plain {
-                    plain_string_stop(word)
-                } else {
-                    string_stop(word)
-                };
-                if stop {
-                    break;
-                }
-                i += 8;
-                words += 1;
-                if words == 4 && self.plain {
-                    // A long string in a record without control characters
-                    // ends at the next `"` or `\`: memchr finds it many
-                    // bytes at a time.
-                    let rest = self.bytes.get(i..).unwrap_or_default();
-                    i += memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
-                    break;
-                }
-            }
+            i = self.next_stop(i);
             match self.bytes.get(i) {
                 None => {
                     self.pos = i;
@@ -802,12 +780,45 @@ impl<'a> Scanner<'a> {
                         }
                     };
                 }
-                Some(&b) if b < 0x20 => {
+                Some(_) => {
                     self.pos = i;
                     return Err(self.error("control character in string"));
                 }
-                Some(_) => i += 1,
             }
+        }
+    }
+
+    /// The first `"`, `\` or control character at or after `from`, or the
+    /// length of the record when there is none.
+    #[inline]
+    fn next_stop(&mut self, mut from: usize) -> usize {
+        loop {
+            let block = from / 64;
+            if block != self.block {
+                let start = block * 64;
+                let Some(rest) = self.bytes.get(start..) else {
+                    return self.bytes.len();
+                };
+                if rest.is_empty() {
+                    return self.bytes.len();
+                }
+                self.mask = match rest.first_chunk::<64>() {
+                    Some(full) => stop_mask(full),
+                    None => {
+                        // The padding is not a stop: a string running into
+                        // it runs off the end of the record.
+                        let mut padded = [b' '; 64];
+                        padded[..rest.len()].copy_from_slice(rest);
+                        stop_mask(&padded)
+                    }
+                };
+                self.block = block;
+            }
+            let ahead = self.mask >> (from % 64);
+            if ahead != 0 {
+                return from + ahead.trailing_zeros() as usize;
+            }
+            from = (block + 1) * 64;
         }
     }
 

@@ -407,46 +407,54 @@ fn escaped_strings_are_decoded_and_plain_ones_borrowed() {
 }
 
 #[test]
-fn the_stop_scan_finds_each_byte_in_every_lane() {
-    for lane in 0..8 {
+fn the_stop_mask_finds_each_byte_at_every_position() {
+    assert_eq!(stop_mask(&[b'a'; 64]), 0);
+    for at in 0..64 {
         for (byte, stop) in [
             (b'"', true),
             (b'\\', true),
             (0x00, true),
+            (b'\n', true),
             (0x1f, true),
             (b' ', false),
+            (b'!', false),
+            (b'#', false),
+            (b'[', false),
+            (b']', false),
             (0x7f, false),
-            (0xc3, false),
-            (b'a', false),
+            (0x80, false),
+            (0xa2, false),
+            (0xdc, false),
+            (0xff, false),
         ] {
-            let mut word = [b'x'; 8];
-            word[lane] = byte;
-            assert_eq!(
-                string_stop(u64::from_le_bytes(word)),
-                stop,
-                "{byte:#x} in lane {lane}"
-            );
+            // Neighbours that are stops must not hide or fake this one.
+            for fill in [b'a', b'"', 0x00, 0xff] {
+                let mut block = [fill; 64];
+                block[at] = byte;
+                let others = stop_mask(&[fill; 64]) & !(1 << at);
+                let expected = others | (u64::from(stop) << at);
+                assert_eq!(
+                    stop_mask(&block),
+                    expected,
+                    "{byte:#x} at {at} among {fill:#x}"
+                );
+            }
         }
     }
 }
 
 #[test]
-fn the_control_scan_finds_each_byte_everywhere() {
-    for len in 0..20 {
-        assert!(!has_control(&vec![b' '; len]));
-        for at in 0..len {
-            for (byte, control) in [
-                (0x00, true),
-                (b'\n', true),
-                (0x1f, true),
-                (b' ', false),
-                (0xff, false),
-            ] {
-                let mut bytes = vec![b'a'; len];
-                bytes[at] = byte;
-                assert_eq!(has_control(&bytes), control, "{byte:#x} at {at} of {len}");
-            }
-        }
+fn strings_end_at_their_quote_in_any_block() {
+    // A key whose closing quote falls on each position around the block
+    // boundaries, and one that runs off the end.
+    for len in 0..140 {
+        let key = "k".repeat(len);
+        let text = format!(
+            r#"{{"{key}":1,"@timestamp":"t","event":{{"id":"0000000000000001-0"}},"kelp":{{"schema":1}}}}"#
+        );
+        assert!(scan(&text).is_ok(), "key of {len} bytes");
+        let cut = &text[..len + 2];
+        assert!(scan(cut).is_err(), "cut after a key of {len} bytes");
     }
 }
 
