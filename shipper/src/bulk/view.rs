@@ -228,12 +228,15 @@ fn zero_bytes(word: u64) -> u64 {
 /// bytes: `"`, `\` or a control character (below 0x20).
 #[inline(always)]
 fn stop_bytes(word: u64) -> u64 {
-    let quote = zero_bytes(word ^ (u64::from(b'"') * 0x0101_0101_0101_0101));
+    // Flipping bit 1 maps `"` (0x22) to 0x20 and keeps 0x00-0x1f among
+    // themselves, so one "below 0x21" test finds quotes and control
+    // characters: b < 0x21 exactly when its low seven bits plus 0x5f stay
+    // below 0x80 and its high bit is clear.
+    let flipped = word ^ 0x0202_0202_0202_0202;
+    let quote_or_control =
+        !(((flipped & LOWS).wrapping_add(0x5f5f_5f5f_5f5f_5f5f)) | flipped | LOWS);
     let backslash = zero_bytes(word ^ (u64::from(b'\\') * 0x0101_0101_0101_0101));
-    // b < 0x20 exactly when its low seven bits plus 0x60 stay below 0x80
-    // and its high bit is clear.
-    let control = !(((word & LOWS).wrapping_add(0x6060_6060_6060_6060)) | word | LOWS);
-    (quote | backslash | control) & HIGHS
+    (quote_or_control | backslash) & HIGHS
 }
 
 /// The stop bits of 64 bytes as one mask, bit `i` for byte `i`. Eight
