@@ -455,8 +455,40 @@ pub fn transport_error(reason: impl Into<String>) -> BulkOutcome {
     }
 }
 
+/// The number of items of a response in which every item is a bare
+/// success, `{"errors":false,"items":[{"index":{"status":201}},...]}`, the
+/// shape `filter_path` leaves of a clean bulk. Checked byte by byte, so no
+/// item is built for the common case; `None` for anything else, which the
+/// full parse then reads.
+fn count_bare_successes(body: &[u8]) -> Option<usize> {
+    let mut rest = body.strip_prefix(br#"{"errors":false,"items":["#)?;
+    let mut count = 0;
+    loop {
+        let (&last_digit, after) = rest
+            .strip_prefix(br#"{"index":{"status":20"#)?
+            .split_first()?;
+        if !matches!(last_digit, b'0' | b'1') {
+            return None;
+        }
+        count += 1;
+        match after.strip_prefix(b"}}")?.split_first()? {
+            (b',', next) => rest = next,
+            (b']', end) => return (end.trim_ascii() == b"}").then_some(count),
+            _ => return None,
+        }
+    }
+}
+
 /// Reads the item outcomes of a 2xx bulk response body.
 pub fn parse_items(body: &[u8], sent: usize) -> Result<Vec<ItemOutcome>, ResponseError> {
+    if count_bare_successes(body) == Some(sent) {
+        return Ok(vec![ItemOutcome::Indexed; sent]);
+    }
+    parse_every_item(body, sent)
+}
+
+/// [`parse_items`] without the fast path: every item decoded.
+fn parse_every_item(body: &[u8], sent: usize) -> Result<Vec<ItemOutcome>, ResponseError> {
     let parsed: BulkBody = serde_json::from_slice(body)?;
     let items = parsed.items.unwrap_or_default();
     if items.len() != sent {
