@@ -33,7 +33,7 @@ use std::ops::Range;
 use bytes::Bytes;
 use kelp_record::{EventId, ParseEventIdError};
 
-use crate::index_name::{IndexTemplate, RenderError};
+use crate::index_name::{IndexTemplate, NameCache, RenderError};
 use crate::source::SourcePos;
 use crate::time::format_rfc3339_millis;
 
@@ -58,6 +58,33 @@ fn push_event_id(out: &mut Vec<u8>, id: EventId) {
     for shift in (0..digits).rev() {
         out.push(HEX[((id.offset >> (shift * 4)) & 0xf) as usize]);
     }
+}
+
+/// The id of its canonical text form, the one [`push_event_id`] writes and
+/// the collector sends: 16 lowercase hex digits, `-`, and the offset in
+/// lowercase hex without leading zeros. Such a text is copied into the
+/// action line as is. `None` for anything else, which `EventId::from_str`
+/// then reads (it also takes uppercase digits, a `+` and leading zeros).
+fn parse_canonical_event_id(text: &str) -> Option<EventId> {
+    fn lower_hex(digits: &[u8]) -> Option<u64> {
+        digits.iter().try_fold(0u64, |value, &d| {
+            let digit = match d {
+                b'0'..=b'9' => d - b'0',
+                b'a'..=b'f' => d - b'a' + 10,
+                _ => return None,
+            };
+            Some(value << 4 | u64::from(digit))
+        })
+    }
+    let bytes = text.as_bytes();
+    if !(18..=33).contains(&bytes.len()) || bytes[16] != b'-' {
+        return None;
+    }
+    let (file, offset) = (&bytes[..16], &bytes[17..]);
+    if offset.len() > 1 && offset[0] == b'0' {
+        return None;
+    }
+    Some(EventId::new(lower_hex(file)?, lower_hex(offset)?))
 }
 
 pub use self::view::{RecordView, SyntaxError};
@@ -205,8 +232,8 @@ pub struct BulkBatch {
     /// copied (bodies are megabytes).
     sealed: Option<Bytes>,
     items: Vec<BatchItem>,
-    // Reused between pushes: the rendered index name.
-    name: String,
+    /// The last index name rendered: the next record mostly has the same.
+    names: Box<NameCache>,
 }
 
 impl BulkBatch {
@@ -232,7 +259,7 @@ impl BulkBatch {
             body,
             sealed: None,
             items,
-            name: String::new(),
+            names: Box::default(),
         }
     }
 
@@ -286,18 +313,21 @@ impl BulkBatch {
         if self.items.len() >= self.limits.max_events || self.sealed.is_some() {
             return Err(PushError::Full);
         }
-        template
-            .render_into(view, &mut self.name)
+        let name = template
+            .render_cached(view, &mut self.names)
             .map_err(EncodeError::from)?;
 
         let start = self.body.len();
         self.body.extend_from_slice(br#"{"index":{"_index":""#);
         let index_start = self.body.len();
         // Rendered names are sanitized to `a-z 0-9 - _ . +`: nothing to escape.
-        self.body.extend_from_slice(self.name.as_bytes());
+        self.body.extend_from_slice(name.as_bytes());
         let index = index_start..self.body.len();
         self.body.extend_from_slice(br#"","_id":""#);
-        push_event_id(&mut self.body, view.id());
+        match view.canonical_id_text() {
+            Some(text) => self.body.extend_from_slice(text.as_bytes()),
+            None => push_event_id(&mut self.body, view.id()),
+        }
         self.body.extend_from_slice(b"\"}}\n");
         let doc_start = self.body.len();
         view.write_document(&ingested.json, &mut self.body);
@@ -402,7 +432,7 @@ impl BulkBatch {
             body: Vec::with_capacity(items.iter().map(BatchItem::len).sum()),
             sealed: None,
             items: Vec::with_capacity(items.len()),
-            name: String::new(),
+            names: Box::default(),
         };
         for item in items {
             let to = out.body.len();

@@ -296,6 +296,19 @@ impl RenderError {
     }
 }
 
+/// The last name [`IndexTemplate::render_cached`] rendered, with what it
+/// was rendered from.
+#[derive(Debug, Clone, Default)]
+pub struct NameCache {
+    /// The UTC hour (Unix milliseconds / 3,600,000), when the template has
+    /// a time part.
+    hour: Option<i64>,
+    /// Each field part's value in template order; `None` for missing or empty.
+    values: Vec<Option<String>>,
+    name: String,
+    valid: bool,
+}
+
 /// A parsed index-name template. Parse once at startup, render per event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexTemplate {
@@ -501,6 +514,63 @@ impl IndexTemplate {
         let mut out = String::with_capacity(64);
         self.render_into(source, &mut out)?;
         Ok(out)
+    }
+
+    /// Renders through `cache`: the cached name when the record's field
+    /// values and UTC hour are those it was rendered from (records in a row
+    /// mostly share them), else a fresh render that replaces the cache.
+    pub fn render_cached<'c>(
+        &self,
+        source: &(impl FieldSource + ?Sized),
+        cache: &'c mut NameCache,
+    ) -> Result<&'c str, RenderError> {
+        let has_time = self.parts.iter().any(|p| matches!(p, Part::Timestamp(_)));
+        // Without a time, the hour does not matter; without a parsable
+        // timestamp, render_into reports the error.
+        let hour = source
+            .timestamp_unix_millis()
+            .filter(|_| has_time)
+            .map(|millis| millis.div_euclid(3_600_000));
+        if cache.valid
+            && hour.is_some() == has_time
+            && cache.hour == hour
+            && self.same_field_values(source, &cache.values)
+        {
+            return Ok(&cache.name);
+        }
+        cache.valid = false;
+        self.render_into(source, &mut cache.name)?;
+        cache.values.clear();
+        for part in &self.parts {
+            if let Part::Field { field, .. } = part {
+                cache.values.push(
+                    source
+                        .field(field)
+                        .filter(|v| !v.is_empty())
+                        .map(Cow::into_owned),
+                );
+            }
+        }
+        cache.hour = hour;
+        cache.valid = true;
+        Ok(&cache.name)
+    }
+
+    fn same_field_values(
+        &self,
+        source: &(impl FieldSource + ?Sized),
+        values: &[Option<String>],
+    ) -> bool {
+        let mut values = values.iter();
+        self.parts.iter().all(|part| match part {
+            Part::Field { field, .. } => {
+                let value = source.field(field).filter(|v| !v.is_empty());
+                values
+                    .next()
+                    .is_some_and(|cached| cached.as_deref() == value.as_deref())
+            }
+            _ => true,
+        })
     }
 
     /// Renders into `out` (cleared first), reusing its allocation.

@@ -473,6 +473,22 @@ proptest! {
         prop_assert_eq!(String::from_utf8(out).unwrap(), format!("x{id}"));
     }
 
+    /// The canonical fast path reads exactly the texts `Display` writes,
+    /// and reads them as `from_str` does.
+    #[test]
+    fn canonical_event_ids_are_the_display_texts(
+        file in any::<u64>(),
+        offset in prop_oneof![any::<u64>(), 0..300u64],
+        noise in "[0-9a-fA-F+-]{0,40}",
+    ) {
+        let id = EventId::new(file, offset);
+        prop_assert_eq!(parse_canonical_event_id(&id.to_string()), Some(id));
+        if let Some(parsed) = parse_canonical_event_id(&noise) {
+            prop_assert_eq!(parsed.to_string(), noise.clone());
+            prop_assert_eq!(noise.parse::<EventId>().ok(), Some(parsed));
+        }
+    }
+
     /// The spliced document equals the fully decoded record with
     /// `event.ingested` set, and the view routes like the record.
     #[test]
@@ -551,4 +567,59 @@ fn buffers_come_back_once_the_body_is_no_longer_shared() {
     assert_eq!(lines(next.body()).len(), 2);
     // An unsent batch gives its buffers back too.
     assert!(next.into_buffers().is_some());
+}
+
+#[test]
+fn only_canonical_event_id_texts_take_the_fast_path() {
+    let table: &[(&str, Option<EventId>)] = &[
+        (
+            "00c0ffee00c0ffee-0",
+            Some(EventId::new(0x00c0_ffee_00c0_ffee, 0)),
+        ),
+        (
+            "00c0ffee00c0ffee-1f4",
+            Some(EventId::new(0x00c0_ffee_00c0_ffee, 0x1f4)),
+        ),
+        (
+            "ffffffffffffffff-ffffffffffffffff",
+            Some(EventId::new(u64::MAX, u64::MAX)),
+        ),
+        // Read by `from_str`, but not canonical: formatted again.
+        ("00C0FFEE00C0FFEE-1f4", None),
+        ("00c0ffee00c0ffee-01f4", None),
+        ("00c0ffee00c0ffee-00", None),
+        ("+0c0ffee00c0ffee-1f4", None),
+        ("00c0ffee00c0ffee-+1f4", None),
+        // Not ids at all.
+        ("00c0ffee00c0ffee-", None),
+        ("00c0ffee00c0ffe-1f4", None),
+        ("00c0ffee00c0ffee-1ffffffffffffffff", None),
+        ("00c0ffee00c0ffee_1f4", None),
+        ("", None),
+    ];
+    for (text, id) in table {
+        assert_eq!(parse_canonical_event_id(text), *id, "{text}");
+    }
+    // A non-canonical id in a record is still read, and written canonical.
+    let record = String::from_utf8(testutil::event().to_json())
+        .unwrap()
+        .replace("00c0ffee00c0ffee-1000", "00C0FFEE00C0FFEE-01f4");
+    let view = RecordView::parse(record.as_bytes()).unwrap();
+    assert_eq!(view.canonical_id_text(), None);
+    assert_eq!(view.id(), EventId::new(0x00c0_ffee_00c0_ffee, 0x1f4));
+    let mut batch = BulkBatch::new(BatchLimits {
+        max_bytes: 1 << 20,
+        max_events: 10,
+    });
+    let tp = TopicPartition::new(TopicId(0), 0);
+    batch
+        .push_record(
+            SourcePos::new(tp, 0),
+            record.as_bytes(),
+            &IndexTemplate::default(),
+            &Ingested::from_unix_millis(0),
+        )
+        .unwrap();
+    let body = String::from_utf8(batch.body().to_vec()).unwrap();
+    assert!(body.contains(r#""_id":"00c0ffee00c0ffee-1f4""#), "{body}");
 }

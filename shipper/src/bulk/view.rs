@@ -68,6 +68,8 @@ pub struct RecordView<'a> {
     text: &'a str,
     fields: Fields<'a>,
     id: EventId,
+    /// `event.id` as it is in the record, when that is the canonical text.
+    canonical_id_text: Option<&'a str>,
     /// The `event` object's bytes in `text`.
     event: Range<usize>,
     /// The `event.ingested` value's bytes in `text`, when present.
@@ -90,7 +92,15 @@ impl<'a> RecordView<'a> {
                 supported: SCHEMA_VERSION,
             });
         }
-        let id = EventId::from_str(&picked.id).map_err(EncodeError::EventId)?;
+        // The collector's ids are canonical: parsed in one pass and later
+        // copied rather than formatted again.
+        let (id, canonical_id_text) = match &picked.id {
+            Cow::Borrowed(text) => match super::parse_canonical_event_id(text) {
+                Some(id) => (id, Some(*text)),
+                None => (EventId::from_str(text).map_err(EncodeError::EventId)?, None),
+            },
+            Cow::Owned(text) => (EventId::from_str(text).map_err(EncodeError::EventId)?, None),
+        };
         let timestamp_unix_millis =
             crate::time::parse_rfc3339_unix_millis(&picked.fields.timestamp);
         Ok(RecordView {
@@ -98,6 +108,7 @@ impl<'a> RecordView<'a> {
             timestamp_unix_millis,
             fields: picked.fields,
             id,
+            canonical_id_text,
             event: picked.event,
             ingested: picked.ingested,
         })
@@ -106,6 +117,12 @@ impl<'a> RecordView<'a> {
     /// The record's event id: the document `_id`.
     pub fn id(&self) -> EventId {
         self.id
+    }
+
+    /// `event.id` as written in the record when it is the id's canonical
+    /// text (what `EventId`'s `Display` writes).
+    pub fn canonical_id_text(&self) -> Option<&'a str> {
+        self.canonical_id_text
     }
 
     /// The record's `@timestamp` as milliseconds since the Unix epoch, when

@@ -341,3 +341,51 @@ fn padded_numbers_match_format() {
         }
     }
 }
+
+#[test]
+fn cached_names_equal_fresh_renders_through_any_sequence() {
+    let templates = [
+        DEFAULT_TEMPLATE,
+        "logs-{kubernetes.pod.name}-{log.level|none}-{@timestamp:%Y%m%d%H}",
+        "static-{kubernetes.namespace}",
+        "logs-{@timestamp:%Y.%m}",
+    ];
+    // Each step changes one thing the name may depend on, or nothing.
+    type Step = fn(&mut Event);
+    let steps: &[(&str, Step)] = &[
+        ("same", |_| {}),
+        ("next minute", |e| {
+            e.timestamp = "2026-11-27T20:18:29Z".into()
+        }),
+        ("next hour", |e| e.timestamp = "2026-11-27T21:00:00Z".into()),
+        ("same hour, offset", |e| {
+            e.timestamp = "2026-11-27T22:30:00+01:00".into()
+        }),
+        ("other namespace", |e| {
+            e.kubernetes.namespace = "payments".into()
+        }),
+        ("empty namespace", |e| {
+            e.kubernetes.namespace = String::new()
+        }),
+        ("back", |e| e.kubernetes.namespace = "shop".into()),
+        ("no level", |e| e.log.level = None),
+        ("level", |e| e.log.level = Some("warn".into())),
+        ("other pod", |e| e.kubernetes.pod.name = "web-1".into()),
+        ("bad time", |e| e.timestamp = "yesterday".into()),
+        ("good time", |e| e.timestamp = "2026-11-28T00:00:00Z".into()),
+        ("next year", |e| e.timestamp = "2027-01-01T00:00:00Z".into()),
+    ];
+    for template in templates {
+        let template = IndexTemplate::parse(template).unwrap();
+        let mut cache = NameCache::default();
+        let mut event = testutil::event();
+        for (what, step) in steps {
+            step(&mut event);
+            let fresh = template.render(&event);
+            let cached = template
+                .render_cached(&event, &mut cache)
+                .map(str::to_owned);
+            assert_eq!(cached, fresh, "{what} with {template:?}");
+        }
+    }
+}

@@ -435,23 +435,53 @@ fn bare_successes_are_counted_like_the_full_parse_reads_them() {
     // (body, count of the fast path); the full parse must agree whenever
     // the fast path answers, and decides alone when it does not.
     let table: &[(&str, Option<usize>)] = &[
-        (r#"{"errors":false,"items":[{"index":{"status":201}}]}"#, Some(1)),
+        (
+            r#"{"errors":false,"items":[{"index":{"status":201}}]}"#,
+            Some(1),
+        ),
         (
             r#"{"errors":false,"items":[{"index":{"status":201}},{"index":{"status":200}}]}"#,
             Some(2),
         ),
-        ("{\"errors\":false,\"items\":[{\"index\":{\"status\":201}}]}\n", Some(1)),
+        (
+            "{\"errors\":false,\"items\":[{\"index\":{\"status\":201}}]}\n",
+            Some(1),
+        ),
         // Anything else goes to the full parse.
         (r#"{"errors":false,"items":[]}"#, None),
-        (r#"{"errors":true,"items":[{"index":{"status":201}}]}"#, None),
-        (r#"{"errors":false,"items":[{"index":{"status":202}}]}"#, None),
-        (r#"{"errors":false,"items":[{"index":{"status":2010}}]}"#, None),
-        (r#"{"errors":false,"items":[{"create":{"status":201}}]}"#, None),
-        (r#"{"errors":false,"items":[{"index":{"status":201,"error":{}}}]}"#, None),
+        (
+            r#"{"errors":true,"items":[{"index":{"status":201}}]}"#,
+            None,
+        ),
+        (
+            r#"{"errors":false,"items":[{"index":{"status":202}}]}"#,
+            None,
+        ),
+        (
+            r#"{"errors":false,"items":[{"index":{"status":2010}}]}"#,
+            None,
+        ),
+        (
+            r#"{"errors":false,"items":[{"create":{"status":201}}]}"#,
+            None,
+        ),
+        (
+            r#"{"errors":false,"items":[{"index":{"status":201,"error":{}}}]}"#,
+            None,
+        ),
         (r#"{"errors":false,"items":[{"index":{"status":201}}"#, None),
-        (r#"{"errors":false,"items":[{"index":{"status":201}}]}x"#, None),
-        (r#"{"errors":false,"items":[{"index":{"status":201}},]}"#, None),
-        (r#"{"took":3,"errors":false,"items":[{"index":{"status":201}}]}"#, None),
+        (
+            r#"{"errors":false,"items":[{"index":{"status":201}}]}x"#,
+            None,
+        ),
+        (
+            r#"{"errors":false,"items":[{"index":{"status":201}},]}"#,
+            None,
+        ),
+        (
+            r#"{"took":3,"errors":false,"items":[{"index":{"status":201}}]}"#,
+            None,
+        ),
     ];
     for (body, count) in table {
         assert_eq!(count_bare_successes(body.as_bytes()), *count, "{body}");
